@@ -1,0 +1,420 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read a guest, plan with pure code, execute the same plan, re-read and confirm."""
+
+from __future__ import annotations
+
+import os
+import time
+from copy import deepcopy
+
+from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
+from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import error_code, explain, libvirt
+from ansible_collections.virtkit.guests.plugins.module_utils._wait import Deadline, WaitTimeout, poll
+from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse, to_string
+from ansible_collections.virtkit.guests.plugins.module_utils._domain import devices as dev
+from ansible_collections.virtkit.guests.plugins.module_utils._domain import merge as xmerge
+from ansible_collections.virtkit.guests.plugins.module_utils._domain.addresses import AddressReader, first_address
+from ansible_collections.virtkit.guests.plugins.module_utils._domain.facts import STATE_NAMES, xml_facts
+from ansible_collections.virtkit.guests.plugins.module_utils._domain.plan import (
+    Current, build_plan, disk_sources, storage_to_remove)
+from ansible_collections.virtkit.guests.plugins.module_utils._domain.spec import validate
+
+SHUTDOWN_RESEND_SECONDS = 10
+
+
+def _flag(name, default=0):
+    return getattr(libvirt, name, default) if libvirt is not None else default
+
+
+class DomainManager:
+    """Everything libvirt_domain does, over one :class:`Connection`."""
+
+    def __init__(self, connection, clock=time.time):
+        self.c = connection
+        self.conn = connection.conn
+        self.clock = clock
+        self.dom = None
+        self.started_at = None
+        self.actions_done = []
+
+    # ------------------------------------------------------------ reading
+
+    def read(self, name):
+        dom = self.c.domain(name)
+        self.dom = dom
+        if dom is None:
+            return Current(name)
+        secure = _flag('VIR_DOMAIN_XML_SECURE')
+        state_code = self.c.call(name, 'read state', dom.state)[0]
+        state = STATE_NAMES.get(state_code, 'nostate')
+        if state == 'pmsuspended':
+            state = 'paused'
+        persistent = bool(self.c.call(name, 'read persistence', dom.isPersistent))
+        inactive = self.c.call(name, 'read XML', dom.XMLDesc, secure | _flag('VIR_DOMAIN_XML_INACTIVE'))
+        live = self.c.call(name, 'read live XML', dom.XMLDesc, secure) if state in ('running', 'paused') else None
+        autostart = bool(self.c.call(name, 'read autostart', dom.autostart)) if persistent else False
+        return Current(name, True, state, inactive, live, autostart, persistent)
+
+    # ------------------------------------------------------------ checks before any change
+
+    def host_defaults(self):
+        caps = parse(self.c.capabilities(), 'host capabilities')
+        arch = caps.findtext('host/cpu/arch') or 'x86_64'
+        types = set()
+        for guest in caps.iterfind('guest'):
+            if guest.findtext('os_type') == 'hvm' and guest.find('arch') is not None \
+                    and guest.find('arch').get('name') == arch:
+                types.update(d.get('type') for d in guest.iterfind('arch/domain'))
+        return arch, types
+
+    def preflight(self, spec, current):
+        """Connection-dependent validation; fills defaults for new devices. Changes nothing."""
+        name = spec.name
+        virt_type, arch = None, None
+        root = parse(current.inactive_xml) if current.exists else None
+        if not current.exists or (spec.virt_type and root.get('type') != spec.virt_type):
+            arch, types = self.host_defaults()
+            default = next((t for t in ('kvm', 'qemu') if t in types), min(types) if types else 'qemu')
+            virt_type = spec.virt_type or default
+            if types and virt_type not in types:
+                raise VirtkitError('%s: virt_type %s is not available on this host (it offers %s); '
+                                   'use virt_type: qemu where KVM is missing'
+                                   % (name, virt_type, ', '.join(sorted(types))))
+        if spec.state == 'absent':
+            if current.exists and spec.remove_storage:
+                for target, source in storage_to_remove(root, spec.remove_storage, name):
+                    self._storage_handle(name, target, source)
+            return virt_type, arch
+        existing_targets = set()
+        existing_sources = {}
+        if root is not None:
+            for target, _device, source in disk_sources(root):
+                existing_targets.add(target)
+                existing_sources[target] = source
+            existing_targets.update(dev.disk_target(el) for el in root.findall('devices/disk'))
+        for d in spec.disks or []:
+            self._check_disk(name, d, d['target'] not in existing_targets)
+        for n in spec.interfaces or []:
+            if n['type'] == 'network':
+                net = self.c.network(n['source'])
+                if net is None:
+                    raise VirtkitError('%s: network %s does not exist (define it first, for example with '
+                                       'virtkit.guests.libvirt_network)' % (name, n['source']))
+                if spec.state in ('running', 'paused') and not current.active and not net.isActive():
+                    raise VirtkitError('%s: network %s is not active, so the guest cannot start '
+                                       '(start it with virsh net-start %s)' % (name, n['source'], n['source']))
+        if spec.boot:
+            for key in ('kernel', 'initrd'):
+                path = spec.boot.get(key)
+                if path and self.c.is_local and not os.path.exists(path):
+                    raise VirtkitError('%s: boot.%s %s does not exist' % (name, key, path))
+        return virt_type, arch
+
+    def _check_disk(self, name, d, new):
+        label = '%s: disk %s' % (name, d['target'])
+        if d.get('volume'):
+            pool = self.c.pool(d['pool'])
+            if pool is None:
+                raise VirtkitError('%s: storage pool %s does not exist' % (label, d['pool']))
+            vol = self.c.volume(pool, d['volume'])
+            if vol is None:
+                raise VirtkitError('%s: volume %s does not exist in pool %s' % (label, d['volume'], d['pool']))
+            if new and not d.get('format'):
+                d['format_default'] = _volume_format(vol)
+        elif d.get('path'):
+            if self.c.is_local and not os.path.exists(d['path']):
+                raise VirtkitError('%s: %s does not exist' % (label, d['path']))
+            if new and not d.get('format'):
+                vol = self.c.volume_by_path(d['path'])
+                if vol is not None:
+                    d['format_default'] = _volume_format(vol)
+                elif self.c.is_local:
+                    d['format_default'] = _sniff_format(d['path'])
+
+    def _storage_handle(self, name, target, source):
+        """The volume (or local file) behind a disk, refusing what we must not delete."""
+        if source.get('volume'):
+            pool = self.c.pool(source['pool'])
+            vol = self.c.volume(pool, source['volume']) if pool is not None else None
+            return ('volume', vol) if vol is not None else ('gone', None)
+        path = source.get('file') or source.get('dev')
+        vol = self.c.volume_by_path(path)
+        if vol is not None:
+            return 'volume', vol
+        if source.get('dev'):
+            raise VirtkitError('%s: remove_storage will not wipe block device %s of disk %s (it is not a '
+                               'volume of a libvirt pool)' % (name, path, target))
+        if not self.c.is_local:
+            raise VirtkitError('%s: cannot delete %s of disk %s over %s: it is not a volume of a libvirt pool'
+                               % (name, path, target, self.c.uri))
+        return ('file', path) if os.path.exists(path) else ('gone', None)
+
+    # ------------------------------------------------------------ the run
+
+    def run(self, params, check_mode=False):
+        name = params['name']
+        current = self.read(name)
+        machine = None
+        if current.exists:
+            machine = parse(current.inactive_xml).find('os/type').get('machine')
+        spec = validate(params, machine)
+        virt_type, arch = self.preflight(spec, current)
+        plan = build_plan(spec, current, virt_type=virt_type, arch=arch or 'x86_64')
+        result = {
+            'changed': plan.changed,
+            'actions': plan.describe(),
+            'pending_restart': bool(plan.pending_restart),
+            'pending_restart_fields': list(plan.pending_restart),
+            'diff': plan.diff(),
+        }
+        if check_mode:
+            result['domain'] = self.facts(name, current=current) if current.exists else {}
+            return result
+        self.execute(plan, spec, current)
+        if getattr(plan, 'restarting', False):
+            result['pending_restart'] = False
+            result['pending_restart_fields'] = []
+        if spec.state == 'absent':
+            result['domain'] = {}
+            return result
+        if plan.changed:
+            self.confirm(spec)
+        result['domain'] = self.facts(name, wait=spec if spec.wait_for_ip else None)
+        return result
+
+    def execute(self, plan, spec, current):
+        self.spec = spec
+        self.current = current
+        for action in plan.actions:
+            getattr(self, '_op_' + action.op)(**action.params)
+
+    def confirm(self, spec):
+        """Re-read and check that libvirt kept every field we set."""
+        current = self.read(spec.name)
+        if not current.exists:
+            raise VirtkitError('%s: the guest disappeared right after it was defined' % spec.name)
+        root = parse(current.inactive_xml)
+        ed = xmerge.merge(root, spec)
+        if ed.changes:
+            raise VirtkitError('%s: libvirt did not keep %s as set (it rewrote them on define); '
+                               'check the values against the host' % (spec.name, ', '.join(ed.fields())))
+
+    # ------------------------------------------------------------ operations
+
+    def _call(self, operation, func, *args):
+        return self.c.call(self.spec.name, operation, func, *args)
+
+    def _op_define(self, xml, new):
+        flags = _flag('VIR_DOMAIN_DEFINE_VALIDATE')
+        try:
+            self.dom = self.conn.defineXMLFlags(xml, flags)
+        except libvirt.libvirtError as err:
+            if error_code(err) not in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
+                raise VirtkitError(explain(err, self.spec.name, 'define'))
+            self.dom = self._call('define', self.conn.defineXML, xml)
+        self._new_inactive = None
+
+    def _inactive_root(self):
+        if getattr(self, '_new_inactive', None) is None:
+            xml = self._call('read XML', self.dom.XMLDesc,
+                             _flag('VIR_DOMAIN_XML_INACTIVE') | _flag('VIR_DOMAIN_XML_SECURE'))
+            self._new_inactive = parse(xml)
+        return self._new_inactive
+
+    def _op_set_memory(self, kib):
+        self._call('set memory', self.dom.setMemoryFlags, kib, _flag('VIR_DOMAIN_AFFECT_LIVE'))
+
+    def _op_set_vcpus(self, count):
+        self._call('set vCPUs', self.dom.setVcpusFlags, count, _flag('VIR_DOMAIN_AFFECT_LIVE'))
+
+    def _op_set_metadata(self, field):
+        live = _flag('VIR_DOMAIN_AFFECT_LIVE')
+        if field in ('title', 'description'):
+            kind = _flag('VIR_DOMAIN_METADATA_TITLE' if field == 'title' else 'VIR_DOMAIN_METADATA_DESCRIPTION')
+            value = getattr(self.spec, field) or None
+            self._call('set ' + field, self.dom.setMetadata, kind, value, None, None, live)
+            return
+        value = to_string(xmerge.metadata_element(self.spec.metadata)) if self.spec.metadata else None
+        self._call('set metadata', self.dom.setMetadata, _flag('VIR_DOMAIN_METADATA_ELEMENT'), value,
+                   xmerge.METADATA_PREFIX, xmerge.METADATA_NS, live)
+
+    def _device_for_attach(self, kind, key):
+        root = self._inactive_root()
+        devices = root.find('devices')
+        el = None
+        if kind == 'disks':
+            el = next((d for d in devices.findall('disk') if dev.disk_target(d) == key), None)
+        elif kind == 'interfaces':
+            el = dev.match_interfaces(devices, self.spec.interfaces)[0][key]
+        elif kind == 'hostdevs':
+            el = next((h for h in devices.findall('hostdev') if dev.hostdev_key(h) == key), None)
+        if el is None:
+            raise VirtkitError('%s: cannot find the new %s device in the persistent config'
+                               % (self.spec.name, kind))
+        el = deepcopy(el)
+        for child in el.findall('address'):
+            el.remove(child)
+        alias = el.find('alias')
+        if alias is not None and not (alias.get('name') or '').startswith('ua-'):
+            el.remove(alias)
+        return to_string(el)
+
+    def _op_attach_device(self, kind, key):
+        xml = self._device_for_attach(kind, key)
+        self._call('attach %s' % kind[:-1], self.dom.attachDeviceFlags, xml, _flag('VIR_DOMAIN_AFFECT_LIVE'))
+
+    def _op_detach_device(self, xml):
+        self._call('detach device', self.dom.detachDeviceFlags, xml, _flag('VIR_DOMAIN_AFFECT_LIVE'))
+
+    def _op_update_media(self, xml):
+        self._call('change media', self.dom.updateDeviceFlags, xml, _flag('VIR_DOMAIN_AFFECT_LIVE'))
+
+    def _op_autostart(self, value):
+        self._call('set autostart', self.dom.setAutostart, 1 if value else 0)
+
+    def _op_start(self, paused=False):
+        self.started_at = self.clock()
+        flags = _flag('VIR_DOMAIN_START_PAUSED') if paused else 0
+        self._call('start', self.dom.createWithFlags, flags)
+
+    def _op_resume(self):
+        self._call('resume', self.dom.resume)
+
+    def _op_suspend(self):
+        self._call('pause', self.dom.suspend)
+
+    def _op_destroy(self):
+        try:
+            self.dom.destroy()
+        except libvirt.libvirtError as err:
+            if error_code(err) != libvirt.VIR_ERR_OPERATION_INVALID:  # already off
+                raise VirtkitError(explain(err, self.spec.name, 'power off'))
+
+    def _op_shutdown(self):
+        self.graceful_shutdown(self.spec.shutdown_timeout, self.spec.force)
+
+    def _op_restart(self):
+        self.graceful_shutdown(self.spec.shutdown_timeout, self.spec.force)
+        self._op_start(paused=self.spec.state == 'paused')
+
+    def graceful_shutdown(self, timeout, force):
+        """ACPI shutdown, re-sent every few seconds, bounded; force off only if allowed."""
+        name = self.spec.name
+        if not self.dom.isActive():
+            return
+        deadline = Deadline(timeout)
+        last_request = None
+        while self.dom.isActive():
+            if deadline.expired:
+                if force:
+                    self._op_destroy()
+                    self.actions_done.append('forced off after %ss' % timeout)
+                    return
+                raise VirtkitError('%s: did not shut down within %ss (the guest ignored the ACPI request); '
+                                   'raise shutdown_timeout or set force: true to power it off'
+                                   % (name, timeout))
+            if last_request is None or time.monotonic() - last_request >= SHUTDOWN_RESEND_SECONDS:
+                try:
+                    self.dom.shutdown()
+                except libvirt.libvirtError as err:
+                    if self.dom.isActive():
+                        raise VirtkitError(explain(err, name, 'shutdown'))
+                last_request = time.monotonic()
+            time.sleep(min(0.2, deadline.remaining()) or 0.01)
+
+    def _op_undefine(self):
+        flags = 0
+        for name in ('VIR_DOMAIN_UNDEFINE_MANAGED_SAVE', 'VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA',
+                     'VIR_DOMAIN_UNDEFINE_NVRAM', 'VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA',
+                     'VIR_DOMAIN_UNDEFINE_TPM'):
+            flags |= _flag(name)
+        try:
+            self.dom.undefineFlags(flags)
+        except libvirt.libvirtError as err:
+            if error_code(err) == libvirt.VIR_ERR_NO_DOMAIN:
+                return
+            if error_code(err) not in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
+                raise VirtkitError(explain(err, self.spec.name, 'undefine'))
+            self._call('undefine', self.dom.undefine)
+
+    def _op_delete_storage(self, target, source):
+        kind, handle = self._storage_handle(self.spec.name, target, source)
+        if kind == 'volume':
+            self._call('delete the volume of %s' % target, handle.delete, 0)
+        elif kind == 'file':
+            try:
+                os.unlink(handle)
+            except OSError as err:
+                raise VirtkitError('%s: cannot delete %s of disk %s: %s' % (self.spec.name, handle, target, err))
+
+    def _op_wait_for_ip(self):
+        """Handled by facts(wait=...) after confirming; nothing to do in the sequence."""
+
+    # ------------------------------------------------------------ facts
+
+    def describe(self, name=None, ip_sources=('lease', 'agent')):
+        """Facts of one guest (a list of zero or one) or of every guest, sorted by name."""
+        if name is not None:
+            names = [name]
+        else:
+            doms = self.c.call(self.c.uri, 'list guests', self.conn.listAllDomains, 0)
+            names = sorted(d.name() for d in doms)
+        result = []
+        for guest in names:
+            facts = self.facts(guest, sources=list(ip_sources))
+            if facts:
+                result.append(facts)
+        return result
+
+    def facts(self, name, current=None, wait=None, sources=None):
+        if current is None:
+            current = self.read(name)
+        if not current.exists:
+            return {}
+        root = parse(current.live_xml or current.inactive_xml)
+        facts = xml_facts(root)
+        facts.update(state=current.state, persistent=current.persistent, autostart=current.autostart)
+        addresses = {}
+        if current.active:
+            reader = AddressReader(self.c)
+            sources = wait.ip_sources if wait else (sources or ['lease', 'agent'])
+            since = self.started_at
+
+            def look():
+                found = reader.read(self.dom, root, sources, since)
+                return found if first_address(found) else None
+
+            if wait is not None:
+                try:
+                    addresses = poll(look, wait.wait_for_ip_timeout, interval=0.5, max_interval=1.0)
+                except WaitTimeout:
+                    raise VirtkitError('%s: no IP address from %s within %ss (is DHCP running on its network, '
+                                       'or the guest agent installed?)'
+                                       % (name, '/'.join(sources), wait.wait_for_ip_timeout))
+            else:
+                addresses = reader.read(self.dom, root, sources, since)
+        for nic in facts['interfaces']:
+            nic['addresses'] = addresses.get(nic['mac'], [])
+        facts['ip'] = first_address({n['mac']: n['addresses'] for n in facts['interfaces']})
+        return facts
+
+
+def _volume_format(vol):
+    try:
+        root = parse(vol.XMLDesc(0), 'volume XML')
+    except libvirt.libvirtError:
+        return None
+    fmt = root.find('target/format')
+    value = fmt.get('type') if fmt is not None else None
+    return value if value in ('raw', 'qcow2', 'vmdk', 'vdi') else ('raw' if value == 'iso' else None)
+
+
+def _sniff_format(path):
+    """qcow2 images start with 'QFI\\xfb'; anything else is read as raw."""
+    try:
+        with open(path, 'rb') as handle:
+            return 'qcow2' if handle.read(4) == b'QFI\xfb' else 'raw'
+    except OSError:
+        return None

@@ -1,0 +1,340 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Merge a DomainSpec onto domain XML (DESIGN principle 2: merge, don't regenerate).
+
+``merge(root, spec)`` edits ``root`` in place and returns the Editor whose change list
+says which user-facing fields differed. The same function builds a new guest (merged
+onto :func:`skeleton`), updates an existing one (merged onto its inactive XML) and
+tells what a running guest lacks (merged onto a copy of its live XML).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
+from ansible_collections.virtkit.guests.plugins.module_utils._xml import Editor, canonical, etree
+from ansible_collections.virtkit.guests.plugins.module_utils._domain import devices as dev
+
+METADATA_NS = 'https://virtkit.dev/xmlns/guests/1'
+METADATA_PREFIX = 'virtkit'
+DEFAULT_MEMORY_KIB = 1024 * 1024
+_UNIT_KIB = {'b': 1 / 1024.0, 'bytes': 1 / 1024.0, 'k': 1, 'kib': 1, 'kb': 1000 / 1024.0,
+             'm': 1024, 'mib': 1024, 'mb': 1000 ** 2 / 1024.0,
+             'g': 1024 ** 2, 'gib': 1024 ** 2, 'gb': 1000 ** 3 / 1024.0,
+             't': 1024 ** 3, 'tib': 1024 ** 3, 'tb': 1000 ** 4 / 1024.0}
+
+
+def skeleton(spec, virt_type, arch):
+    """The smallest domain libvirt accepts; merge() fills in the rest from the spec."""
+    root = etree.Element('domain', type=virt_type)
+    etree.SubElement(root, 'name').text = spec.name
+    etree.SubElement(root, 'memory', unit='KiB').text = str(spec.max_memory_kib or spec.memory_kib
+                                                          or DEFAULT_MEMORY_KIB)
+    etree.SubElement(root, 'vcpu', placement='static').text = '1'
+    os_el = etree.SubElement(root, 'os')
+    etree.SubElement(os_el, 'type', arch=arch).text = 'hvm'
+    features = etree.SubElement(root, 'features')
+    etree.SubElement(features, 'acpi')
+    etree.SubElement(features, 'apic')
+    etree.SubElement(root, 'devices')
+    return root
+
+
+def read_kib(el):
+    """An element such as ``<memory unit='MiB'>512</memory>`` in KiB."""
+    if el is None or not (el.text or '').strip():
+        return None
+    factor = _UNIT_KIB.get((el.get('unit') or 'KiB').lower(), 1)
+    return int(round(int(el.text.strip()) * factor))
+
+
+def merge(root, spec):
+    ed = Editor(root)
+    if spec.virt_type:
+        ed.attr(root, 'type', spec.virt_type, 'virt_type')
+    for field in ('title', 'description'):
+        value = getattr(spec, field)
+        if value is not None:
+            _merge_text_child(ed, root, field, value)
+    _merge_memory(ed, root, spec)
+    _merge_vcpus(ed, root, spec)
+    _merge_os(ed, root, spec)
+    if spec.cpu:
+        _merge_cpu(ed, root, spec.cpu)
+    devices = root.find('devices')
+    if devices is None:
+        devices = etree.SubElement(root, 'devices')
+    if spec.disks is not None:
+        dev.merge_disks(ed, devices, spec.disks, spec.devices_exclusive)
+    if spec.interfaces is not None:
+        dev.merge_interfaces(ed, devices, spec.interfaces, spec.devices_exclusive)
+    if spec.hostdevs is not None:
+        dev.merge_hostdevs(ed, devices, spec.hostdevs, spec.devices_exclusive)
+    if spec.graphics:
+        dev.merge_graphics(ed, devices, spec.graphics)
+    if spec.serial:
+        dev.merge_serial(ed, devices, spec.serial)
+    if spec.tpm:
+        dev.merge_tpm(ed, devices, spec.tpm)
+    if spec.rng is not None:
+        dev.merge_rng(ed, devices, spec.rng)
+    if spec.guest_agent is not None:
+        dev.merge_guest_agent(ed, devices, spec.guest_agent)
+    if spec.metadata is not None:
+        merge_metadata(ed, root, spec.metadata)
+    if spec.xml_overrides:
+        apply_overrides(ed, root, spec.xml_overrides)
+    return ed
+
+
+def _merge_text_child(ed, root, tag, value):
+    el = root.find(tag)
+    if value == '':
+        if el is not None:
+            ed.remove(el, tag)
+        return
+    if el is None:
+        el = etree.Element(tag)
+        name = root.find('name')
+        # <title> and <description> follow <name>/<uuid> in libvirt's own output.
+        anchor = root.find('uuid') if root.find('uuid') is not None else name
+        anchor.addnext(el)
+        ed.record(tag)
+    ed.text(el, value, tag)
+
+
+def _merge_memory(ed, root, spec):
+    mem = root.find('memory')
+    cur = root.find('currentMemory')
+    max_kib = read_kib(mem)
+    if spec.max_memory_kib is not None and spec.max_memory_kib != max_kib:
+        ed.attr(mem, 'unit', 'KiB', 'max_memory')
+        ed.text(mem, spec.max_memory_kib, 'max_memory')
+        max_kib = spec.max_memory_kib
+    if spec.memory_kib is not None:
+        if spec.memory_kib > max_kib:
+            # Raising the ceiling is a restart-only change; the balloon target follows.
+            ed.attr(mem, 'unit', 'KiB', 'max_memory')
+            ed.text(mem, spec.memory_kib, 'max_memory')
+            max_kib = spec.memory_kib
+        want_cur = spec.memory_kib
+    else:
+        current = read_kib(cur)
+        want_cur = min(current, max_kib) if current is not None else None
+    if want_cur is None:
+        return
+    if cur is None:
+        cur = etree.Element('currentMemory', unit='KiB')
+        mem.addnext(cur)
+        cur.text = str(read_kib(mem))
+    if read_kib(cur) != want_cur:
+        cur.set('unit', 'KiB')
+        ed.text(cur, want_cur, 'memory')
+
+
+def _merge_vcpus(ed, root, spec):
+    if spec.vcpus is None and spec.max_vcpus is None:
+        return
+    el = root.find('vcpu')
+    if el is None:
+        el = etree.Element('vcpu', placement='static')
+        el.text = '1'
+        root.find('memory').addnext(el)
+        ed.record('max_vcpus')
+    cur_max = int(el.text.strip())
+    current = int(el.get('current') or cur_max)
+    new_max = spec.max_vcpus if spec.max_vcpus is not None else cur_max
+    if spec.max_vcpus is None and spec.vcpus is not None and spec.vcpus > new_max:
+        new_max = spec.vcpus
+    new_current = spec.vcpus if spec.vcpus is not None else min(current, new_max)
+    if new_max != cur_max:
+        ed.text(el, new_max, 'max_vcpus')
+    ed.attr(el, 'current', new_current if new_current < new_max else None, 'vcpus')
+
+
+def _machine_matches(current, wanted):
+    """'pc' and 'q35' are aliases libvirt expands to versioned machine types."""
+    if current == wanted or current is None:
+        return current == wanted
+    if wanted == 'pc':
+        return current.startswith('pc-i440fx-')
+    if wanted == 'q35':
+        return current.startswith('pc-q35-')
+    return False
+
+
+def _merge_os(ed, root, spec):
+    os_el = root.find('os')
+    type_el = os_el.find('type')
+    if spec.arch:
+        ed.attr(type_el, 'arch', spec.arch, 'arch')
+    if spec.machine and not _machine_matches(type_el.get('machine'), spec.machine):
+        ed.attr(type_el, 'machine', spec.machine, 'machine')
+    if spec.firmware:
+        ed.attr(os_el, 'firmware', 'efi' if spec.firmware == 'uefi' else 'bios', 'firmware')
+    if spec.secure_boot is not None:
+        fw = ed.child(os_el, 'firmware', 'secure_boot')
+        for name in ('enrolled-keys', 'secure-boot'):
+            feature = ed.child(fw, 'feature', 'secure_boot', name=name)
+            ed.attr(feature, 'enabled', 'yes' if spec.secure_boot else 'no', 'secure_boot')
+        if spec.secure_boot:
+            features = ed.child(root, 'features', 'secure_boot')
+            smm = ed.child(features, 'smm', 'secure_boot')
+            ed.attr(smm, 'state', 'on', 'secure_boot')
+    boot = spec.boot or {}
+    if boot.get('devices') is not None:
+        current = [el.get('dev') for el in os_el.findall('boot')]
+        if current != boot['devices']:
+            for el in os_el.findall('boot'):
+                os_el.remove(el)
+            for name in boot['devices']:
+                etree.SubElement(os_el, 'boot', dev=name)
+            ed.record('boot')
+    for key in ('kernel', 'initrd', 'cmdline'):
+        if boot.get(key) is not None:
+            el = os_el.find(key)
+            if boot[key] == '':
+                if el is not None:
+                    ed.remove(el, 'boot')
+                continue
+            if el is None:
+                el = etree.SubElement(os_el, key)
+            ed.text(el, boot[key], 'boot')
+
+
+def _merge_cpu(ed, root, cpu):
+    el = root.find('cpu')
+    if el is None:
+        el = etree.Element('cpu')
+        anchor = root.find('features')
+        if anchor is None:
+            anchor = root.find('os')
+        anchor.addnext(el)
+        ed.record('cpu')
+    mode = cpu.get('mode') or ('custom' if cpu.get('model') else None)
+    if mode:
+        ed.attr(el, 'mode', mode, 'cpu')
+        if mode != 'custom':
+            model = el.find('model')
+            if model is not None:
+                ed.remove(model, 'cpu')
+    if cpu.get('model'):
+        ed.attr(el, 'match', el.get('match') or 'exact', 'cpu')
+        model = ed.child(el, 'model', 'cpu')
+        if model.get('fallback') is None:
+            model.set('fallback', 'allow')
+        ed.text(model, cpu['model'], 'cpu')
+    topo = {k: cpu.get(k) for k in ('sockets', 'dies', 'cores', 'threads') if cpu.get(k) is not None}
+    if topo:
+        t = ed.child(el, 'topology', 'cpu')
+        for key, value in topo.items():
+            ed.attr(t, key, value, 'cpu')
+
+
+def metadata_element(metadata):
+    el = etree.Element('{%s}guest' % METADATA_NS, nsmap={METADATA_PREFIX: METADATA_NS})
+    for key in sorted(metadata):
+        value = metadata[key]
+        var = etree.SubElement(el, '{%s}var' % METADATA_NS, name=key)
+        if isinstance(value, list):
+            var.set('type', 'list')
+            for item in value:
+                etree.SubElement(var, '{%s}item' % METADATA_NS).text = item
+        else:
+            var.text = value
+    return el
+
+
+def read_metadata(root):
+    """Our key/values from a domain's ``<metadata>`` (lists stay lists)."""
+    result = {}
+    el = root.find('metadata/{%s}guest' % METADATA_NS)
+    if el is None:
+        return result
+    for var in el.findall('{%s}var' % METADATA_NS):
+        if var.get('type') == 'list':
+            result[var.get('name')] = [item.text or '' for item in var.findall('{%s}item' % METADATA_NS)]
+        else:
+            result[var.get('name')] = var.text or ''
+    return result
+
+
+def merge_metadata(ed, root, metadata):
+    """Our namespace element belongs wholly to the ``metadata`` option."""
+    container = root.find('metadata')
+    current = container.find('{%s}guest' % METADATA_NS) if container is not None else None
+    wanted = metadata_element(metadata) if metadata else None
+    if canonical(current) == canonical(wanted):
+        return
+    if current is not None:
+        ed.remove(current, 'metadata')
+    if wanted is not None:
+        if container is None:
+            container = etree.Element('metadata')
+            anchor = root.find('description')
+            if anchor is None:
+                anchor = root.find('title')
+            if anchor is None:
+                anchor = root.find('uuid') if root.find('uuid') is not None else root.find('name')
+            anchor.addnext(container)
+        container.append(wanted)
+        ed.record('metadata')
+    elif container is not None and len(container) == 0:
+        root.remove(container)
+
+
+def apply_overrides(ed, root, overrides):
+    field = 'xml_overrides'
+    ns = {METADATA_PREFIX: METADATA_NS}
+    for index, item in enumerate(overrides):
+        xpath = item['xpath']
+        found = root.xpath(xpath, namespaces=ns)
+        if not isinstance(found, list):
+            raise VirtkitError('xml_overrides[%d]: %r selects a value, not elements or attributes'
+                               % (index, xpath))
+        if item.get('state') == 'absent':
+            for node in found:
+                if getattr(node, 'is_attribute', False):
+                    parent = node.getparent()
+                    del parent.attrib[node.attrname]
+                    ed.record(field)
+                elif hasattr(node, 'getparent') and not isinstance(node, str):
+                    ed.remove(node, field)
+            continue
+        if not found:
+            found = [_create_path(ed, root, xpath, index)]
+        for node in found:
+            if getattr(node, 'is_attribute', False) or isinstance(node, str):
+                parent = node.getparent()
+                ed.attr(parent, node.attrname, item.get('value') or '', field)
+                continue
+            if item.get('value') is not None:
+                ed.text(node, item['value'], field)
+            for key, value in (item.get('attributes') or {}).items():
+                ed.attr(node, key, None if value is None else _attr_text(value), field)
+
+
+def _attr_text(value):
+    if isinstance(value, bool):
+        return 'yes' if value else 'no'
+    return str(value)
+
+
+def _create_path(ed, root, xpath, index):
+    """Create a missing simple path such as /domain/features/hyperv/relaxed (or .../@attr)."""
+    parts = xpath.strip('/').split('/')
+    if parts[0] != 'domain':
+        raise VirtkitError('xml_overrides[%d]: %r must start with /domain' % (index, xpath))
+    attr = None
+    if parts[-1].startswith('@'):
+        attr = parts.pop()[1:]
+    el = root
+    for part in parts[1:]:
+        if not part.replace('-', '').replace('_', '').isalnum():
+            raise VirtkitError('xml_overrides[%d]: %r matches nothing and is not a simple path '
+                               '(/domain/a/b) that could be created' % (index, xpath))
+        el = ed.child(el, part, 'xml_overrides')
+    if attr is not None:
+        ed.attr(el, attr, '', 'xml_overrides')
+        return el.xpath('@' + attr)[0]
+    return el

@@ -1,0 +1,158 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one libvirt connection wrapper, its common options and its error translation."""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
+
+try:
+    import libvirt
+except ImportError:
+    libvirt = None
+    LIBVIRT_IMPORT_ERROR = traceback.format_exc()
+else:
+    LIBVIRT_IMPORT_ERROR = None
+
+# Options every libvirt module shares (documented in the virtkit.guests.libvirt fragment).
+LIBVIRT_ARGS = {
+    'uri': {'type': 'str', 'default': 'qemu:///system'},
+}
+
+
+def require_libvirt(module):
+    """Fail the module with Ansible's standard message when libvirt-python is missing."""
+    if libvirt is None:
+        from ansible.module_utils.basic import missing_required_lib
+        module.fail_json(msg=missing_required_lib('libvirt-python (python3-libvirt)'),
+                         exception=LIBVIRT_IMPORT_ERROR)
+
+
+def _silence(ctx, err):
+    """libvirt prints errors to stderr by default; we report them ourselves."""
+
+
+def error_code(err):
+    try:
+        return err.get_error_code()
+    except Exception:  # pragma: no cover - not a libvirtError
+        return None
+
+
+def explain(err, subject, operation):
+    """Turn a libvirtError into one line naming the subject, operation and likely cause."""
+    raw = ' '.join(str(err).split())
+    low = raw.lower()
+    code = error_code(err)
+    cause = raw
+    if libvirt is not None:
+        if 'no such file or directory' in low and ('socket' in low or 'connect' in low):
+            cause = 'libvirtd is not running or its socket is missing (%s)' % raw
+        elif 'permission denied' in low or code == libvirt.VIR_ERR_AUTH_FAILED:
+            cause = 'permission denied; run as root or as a member of the libvirt group (%s)' % raw
+        elif code == libvirt.VIR_ERR_NO_NETWORK:
+            cause = 'the network does not exist (%s)' % raw
+        elif code == libvirt.VIR_ERR_NO_STORAGE_POOL:
+            cause = 'the storage pool does not exist (%s)' % raw
+        elif code == libvirt.VIR_ERR_NO_STORAGE_VOL:
+            cause = 'the storage volume does not exist (%s)' % raw
+        elif code == libvirt.VIR_ERR_OPERATION_TIMEOUT or 'timed out' in low:
+            cause = 'libvirt timed out (%s)' % raw
+        elif 'already exists' in low:
+            cause = 'name clash: %s' % raw
+    return '%s: %s failed: %s' % (subject, operation, cause)
+
+
+class Connection:
+    """One libvirt connection per module run; lookups by name, errors as VirtkitError."""
+
+    def __init__(self, uri, readonly=False):
+        if libvirt is None:
+            raise VirtkitError('libvirt-python is not installed on %s' % uri)
+        self.uri = uri
+        libvirt.registerErrorHandler(_silence, None)
+        try:
+            self.conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
+        except libvirt.libvirtError as err:
+            raise VirtkitError(explain(err, uri, 'connect'))
+        if self.conn is None:  # pragma: no cover - old bindings returned None
+            raise VirtkitError('%s: connect failed' % uri)
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except libvirt.libvirtError:
+                pass
+            self.conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def is_local(self):
+        """True when the URI addresses this machine (no host part)."""
+        rest = self.uri.split('://', 1)[1] if '://' in self.uri else ''
+        return rest.startswith('/') or rest == ''
+
+    def call(self, subject, operation, func, *args):
+        """Run ``func(*args)`` translating libvirt errors into one-line VirtkitErrors."""
+        try:
+            return func(*args)
+        except libvirt.libvirtError as err:
+            raise VirtkitError(explain(err, subject, operation))
+
+    def _lookup(self, func, name, missing_code):
+        try:
+            return func(name)
+        except libvirt.libvirtError as err:
+            if error_code(err) == missing_code:
+                return None
+            raise VirtkitError(explain(err, name, 'lookup'))
+
+    def domain(self, name):
+        return self._lookup(self.conn.lookupByName, name, libvirt.VIR_ERR_NO_DOMAIN)
+
+    def network(self, name):
+        return self._lookup(self.conn.networkLookupByName, name, libvirt.VIR_ERR_NO_NETWORK)
+
+    def pool(self, name):
+        return self._lookup(self.conn.storagePoolLookupByName, name, libvirt.VIR_ERR_NO_STORAGE_POOL)
+
+    def volume(self, pool, name):
+        """The volume ``name`` in pool object ``pool``, or None."""
+        try:
+            return pool.storageVolLookupByName(name)
+        except libvirt.libvirtError as err:
+            if error_code(err) == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                return None
+            raise VirtkitError(explain(err, name, 'volume lookup'))
+
+    def volume_by_path(self, path):
+        try:
+            return self.conn.storageVolLookupByPath(path)
+        except libvirt.libvirtError as err:
+            if error_code(err) in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_SUPPORT):
+                return None
+            raise VirtkitError(explain(err, path, 'volume lookup'))
+
+    def capabilities(self):
+        if not hasattr(self, '_caps'):
+            self._caps = self.call(self.uri, 'read capabilities', self.conn.getCapabilities)
+        return self._caps
+
+
+def run_module(module, body):
+    """Run ``body()`` and turn VirtkitError into a one-line ``fail_json``."""
+    require_libvirt(module)
+    try:
+        result = body()
+    except VirtkitError as err:
+        module.fail_json(msg=str(err), **err.details)
+    module.exit_json(**result)

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Prepare this machine for virtkit.guests development, tests and the demo.
+#
+#   scripts/setup-host.sh [packages|venv|collection|services|all]
+#
+# Idempotent and cheap on rerun: it installs only what is missing and starts only
+# what is not running. Works as root on Debian/Ubuntu, with or without systemd.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${VIRTKIT_VENV:-$ROOT/.venv}
+BUILD=${VIRTKIT_BUILD:-$ROOT/.build}
+PYTHON=${PYTHON:-python3}
+
+APT_PACKAGES=(
+  libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-daemon-driver-lxc
+  libvirt-clients libvirt-dev pkg-config gcc qemu-system-x86 qemu-utils
+  lxc lxc-templates busybox-static cpio genisoimage libxml2-utils
+  dnsmasq-base iptables debootstrap rsync git
+)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+have_systemd() { [ -d /run/systemd/system ]; }
+
+packages() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" -eq 0 ] || die "packages missing (${missing[*]}) and not root: run as root or install them"
+  command -v apt-get >/dev/null || die "packages missing (${missing[*]}) and apt-get not found (Debian/Ubuntu only)"
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  timeout 600 apt-get update -qq
+  timeout 1200 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+venv() {
+  local stamp="$VENV/.virtkit-requirements" want
+  want=$(cat "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" | sha256sum | cut -d' ' -f1)
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  log "creating the virtualenv $VENV"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  timeout 1200 "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
+  echo "$want" > "$stamp"
+}
+
+collection() {
+  # Ansible finds the collection through ANSIBLE_COLLECTIONS_PATH=$BUILD/collections.
+  local dir="$BUILD/collections/ansible_collections/virtkit"
+  mkdir -p "$dir"
+  if [ "$(readlink "$dir/guests" 2>/dev/null)" != "$ROOT" ]; then
+    rm -rf "$dir/guests"
+    ln -s "$ROOT" "$dir/guests"
+  fi
+  get_pip_standin
+}
+
+# ansible-test bootstraps pip in each venv it makes by downloading get-pip.py from a
+# host that is not reachable here; it reads a cached copy first. This stand-in uses
+# ensurepip and then pip itself, which needs only PyPI.
+get_pip_standin() {
+  local cache="${HOME}/.ansible/test/cache" version f
+  mkdir -p "$cache"
+  # The pip version ansible-test pins (get_venv_packages: pip='X.Y').
+  version=$(grep -rhoE "pip='[0-9.]+'" "$("$VENV/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" \
+    | head -n 1 | sed -E "s/pip='([0-9.]+)'/\\1/; s/\\./_/g")
+  [ -n "$version" ] || die "cannot find the pip version ansible-test pins"
+  for v in $version; do
+    f="$cache/get_pip_$v.py"
+    [ -f "$f" ] && grep -q virtkit "$f" && continue
+    cat > "$f" <<'PY'
+# virtkit.guests stand-in for get-pip.py (the download host is unreachable here).
+import subprocess
+import sys
+args = [a for a in sys.argv[1:] if a not in ('--no-setuptools', '--no-wheel')]
+subprocess.check_call([sys.executable, '-m', 'ensurepip', '--upgrade'])
+if args:
+    subprocess.check_call([sys.executable, '-m', 'pip', 'install', '--disable-pip-version-check'] + args)
+PY
+  done
+}
+
+start_daemon() {  # name, check-pattern, command...
+  local name=$1; shift
+  if pgrep -x "$name" >/dev/null; then return 0; fi
+  log "starting $name"
+  "$@"
+}
+
+services() {
+  [ "$(id -u)" -eq 0 ] || die "starting services needs root"
+  if have_systemd; then
+    systemctl start virtlogd.socket libvirtd.service 2>/dev/null || systemctl start libvirtd
+    systemctl start lxc-net 2>/dev/null || true
+  else
+    mkdir -p /run/libvirt /var/run/libvirt
+    start_daemon virtlogd virtlogd -d
+    start_daemon libvirtd libvirtd -d
+  fi
+  # Wait (bounded) until libvirtd answers.
+  local i
+  for i in $(seq 1 50); do
+    virsh -q -c qemu:///system version >/dev/null 2>&1 && break
+    [ "$i" -eq 50 ] && die "libvirtd did not answer on qemu:///system within 10 s"
+    sleep 0.2
+  done
+  if ! virsh -q -c qemu:///system net-info default >/dev/null 2>&1; then
+    log "defining libvirt's default network"
+    virsh -q -c qemu:///system net-define /usr/share/libvirt/networks/default.xml >/dev/null
+  fi
+  if virsh -q -c qemu:///system net-info default | grep -Eq '^Active:[[:space:]]+no'; then
+    log "starting libvirt's default network"
+    virsh -q -c qemu:///system net-start default >/dev/null
+  fi
+  virsh -q -c qemu:///system net-autostart default >/dev/null 2>&1 || true
+  if ! ip link show lxcbr0 >/dev/null 2>&1 && [ -x /usr/libexec/lxc/lxc-net ]; then
+    log "starting LXC's bridge (lxc-net)"
+    /usr/libexec/lxc/lxc-net start
+  fi
+}
+
+case "${1:-all}" in
+  packages) packages ;;
+  venv) venv ;;
+  collection) collection ;;
+  services) services ;;
+  all) packages; venv; collection; services ;;
+  *) die "usage: $0 [packages|venv|collection|services|all]" ;;
+esac
