@@ -14,6 +14,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export ANSIBLE_NOCOLOR ?= 1
 export PATH := $(VENV)/bin:$(PATH)
 export VIRTKIT_IMAGE_DIR := $(IMAGE_DIR)
+export ANSIBLE_PYTHON_INTERPRETER ?= $(VENV)/bin/python
 
 .PHONY: help setup services image demo demo-clean test sanity lint unit integration benchmark testroot clean
 
@@ -36,11 +37,17 @@ demo-clean: setup
 	ansible-playbook -i localhost, -c local playbooks/demo.yml -e virtkit_demo_state=absent
 
 # ansible-test must run from .../ansible_collections/virtkit/guests: a copy of the tree.
+# The copy is its own (empty) git repository: otherwise ansible-test finds this repository's
+# .git above it, lists files with `git ls-files` there and, since .build is ignored, skips
+# every target. In the copy, git lists the untracked files that .gitignore does not exclude.
 testroot:
 	@mkdir -p $(TESTROOT)
-	@rsync -a --delete --exclude .venv --exclude .build --exclude .git --exclude tests/output \
-	  --exclude __pycache__ --exclude .pytest_cache --exclude benchmarks/results \
+	@rsync -a --delete --filter=':- .gitignore' \
+	  --exclude /.git --exclude /.venv --exclude /.build --exclude /.ansible --exclude /.cache \
+	  --exclude /tests/output --exclude /benchmarks/results \
+	  --exclude __pycache__ --exclude .pytest_cache --exclude '*.py[co]' --exclude '*.tar.gz' \
 	  $(ROOT)/ $(TESTROOT)/
+	@[ -d $(TESTROOT)/.git ] || git -C $(TESTROOT) init -q
 
 test: setup
 	$(MAKE) sanity
@@ -50,16 +57,16 @@ test: setup
 
 sanity: setup testroot
 	cd $(TESTROOT) && ansible-test sanity --python 3.11 --requirements --color no
-	ansible-lint --profile production --offline
+	cd $(ROOT) && ansible-lint --profile production --offline
 
 lint: setup
-	ansible-lint --profile production --offline
+	cd $(ROOT) && ansible-lint --profile production --offline
 
 unit: setup
 	cd $(ROOT) && $(PY) -m pytest -p no:cacheprovider -q tests/unit
 
 integration: image testroot
-	cd $(TESTROOT) && ansible-test integration --python 3.11 --local --color no $(INTEGRATION_TARGETS)
+	cd $(TESTROOT) && ansible-test integration --python 3.11 --local --allow-destructive --allow-root --color no $(INTEGRATION_TARGETS)
 
 benchmark: image
 	$(PY) benchmarks/run.py

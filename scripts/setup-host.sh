@@ -63,27 +63,59 @@ collection() {
 
 # ansible-test bootstraps pip in each venv it makes by downloading get-pip.py from a
 # host that is not reachable here; it reads a cached copy first. This stand-in uses
-# ensurepip and then pip itself, which needs only PyPI.
+# ensurepip and then pip itself, which needs only PyPI. A real get-pip.py already in
+# the cache is kept; an older stand-in is replaced.
 get_pip_standin() {
-  local cache="${HOME}/.ansible/test/cache" version f
+  local cache="${HOME}/.ansible/test/cache" at versions v f tmp
+  at=$("$VENV/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))') \
+    || die "ansible-test is not installed in $VENV (run: $0 venv)"
+  # The pip versions ansible-test pins (get_venv_packages: pip='X.Y').
+  versions=$(grep -hoE "pip=['\"][0-9][0-9.]*['\"]" "$at/_internal/python_requirements.py" \
+    | sed -E "s/pip=['\"]([0-9.]+)['\"]/\\1/" | sort -u)
+  [ -n "$versions" ] || die "cannot find the pip version ansible-test pins in $at/_internal/python_requirements.py"
   mkdir -p "$cache"
-  # The pip version ansible-test pins (get_venv_packages: pip='X.Y').
-  version=$(grep -rhoE "pip='[0-9.]+'" "$("$VENV/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" \
-    | head -n 1 | sed -E "s/pip='([0-9.]+)'/\\1/; s/\\./_/g")
-  [ -n "$version" ] || die "cannot find the pip version ansible-test pins"
-  for v in $version; do
-    f="$cache/get_pip_$v.py"
-    [ -f "$f" ] && grep -q virtkit "$f" && continue
-    cat > "$f" <<'PY'
-# virtkit.guests stand-in for get-pip.py (the download host is unreachable here).
+  tmp=$(mktemp "$cache/.get_pip.XXXXXX")
+  cat > "$tmp" <<'PY'
+# virtkit.guests stand-in for get-pip.py (virtkit-get-pip-standin 2).
+# ansible-test runs it in each new virtual environment with pip options and the packages
+# to install as arguments; the real get-pip.py lives on a host that is unreachable here.
+# Like get-pip.py: install the packages asked for (from PyPI), and neither setuptools nor
+# wheel when told --no-setuptools / --no-wheel (ensurepip installs setuptools on < 3.12).
 import subprocess
 import sys
-args = [a for a in sys.argv[1:] if a not in ('--no-setuptools', '--no-wheel')]
+from importlib import metadata
+
+argv = sys.argv[1:]
+skip = {'--no-setuptools': 'setuptools', '--no-wheel': 'wheel'}
+unwanted = [skip[a] for a in argv if a in skip]
+args = [a for a in argv if a not in skip]
+try:
+    import ensurepip  # noqa: F401 pylint: disable=unused-import
+except ImportError:
+    sys.exit('get-pip stand-in: %s has no ensurepip (Debian/Ubuntu: install python3-venv)' % sys.executable)
 subprocess.check_call([sys.executable, '-m', 'ensurepip', '--upgrade'])
 if args:
     subprocess.check_call([sys.executable, '-m', 'pip', 'install', '--disable-pip-version-check'] + args)
+remove = []
+for name in unwanted:
+    try:
+        metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        continue
+    remove.append(name)
+if remove:
+    subprocess.check_call([sys.executable, '-m', 'pip', 'uninstall', '-y', '-q', '--disable-pip-version-check'] + remove)
 PY
+  for v in $versions; do
+    f="$cache/get_pip_${v//./_}.py"
+    if [ -f "$f" ]; then
+      grep -q virtkit "$f" || continue   # a real get-pip.py: keep it
+      cmp -s "$tmp" "$f" && continue
+    fi
+    log "installing the ansible-test get-pip stand-in $f"
+    cp "$tmp" "$f.new" && chmod 644 "$f.new" && mv -f "$f.new" "$f"
   done
+  rm -f "$tmp"
 }
 
 start_daemon() {  # name, check-pattern, command...
@@ -93,8 +125,20 @@ start_daemon() {  # name, check-pattern, command...
   "$@"
 }
 
+# Without udev nothing gives /dev/kvm its usual owner (root:kvm, 0660). libvirt then sees
+# KVM as unusable for the qemu user, finds its cached QEMU capabilities stale on every
+# call and re-probes QEMU (seconds per define or capabilities call). Do what udev does.
+kvm_device() {
+  [ -c /dev/kvm ] && getent group kvm >/dev/null || return 0
+  if [ "$(stat -c '%G %a' /dev/kvm)" != "kvm 660" ]; then
+    log "giving /dev/kvm its udev permissions (root:kvm 0660)"
+    chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+  fi
+}
+
 services() {
   [ "$(id -u)" -eq 0 ] || die "starting services needs root"
+  kvm_device
   if have_systemd; then
     systemctl start virtlogd.socket libvirtd.service 2>/dev/null || systemctl start libvirtd
     systemctl start lxc-net 2>/dev/null || true

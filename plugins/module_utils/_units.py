@@ -49,8 +49,10 @@ def parse_size(value, option, default_unit='MiB'):
 
 
 def to_kib(value, option, default_unit='MiB'):
-    """Return ``value`` in KiB (libvirt's memory unit), refusing parts of a KiB."""
+    """Return ``value`` in KiB (libvirt's memory unit), rounded up to a whole KiB.
+
+    libvirt rounds memory sizes up to the next KiB the same way; without it every odd
+    number of decimal gigabytes (``1GB`` = 976562.5 KiB) would be refused.
+    """
     size = parse_size(value, option, default_unit)
-    if size % 1024:
-        raise VirtkitError('%s: %r is not a whole number of KiB' % (option, value))
-    return size // 1024
+    return -(-size // 1024)

@@ -321,9 +321,12 @@ def merge_graphics(ed, devices, g):
             keep.set('autoport', 'yes')
     if g.get('port') is not None:
         if g['port'] == -1:
-            ed.attr(keep, 'autoport', 'yes', field)
-            if keep.get('port') not in (None, '-1'):
-                ed.attr(keep, 'port', None, field)
+            # With autoport on, a port in the live XML is the one libvirt picked at
+            # start: runtime state, not a difference. Drop only a fixed port.
+            if keep.get('autoport') != 'yes':
+                ed.attr(keep, 'autoport', 'yes', field)
+                if keep.get('port') not in (None, '-1'):
+                    ed.attr(keep, 'port', None, field)
         else:
             ed.attr(keep, 'autoport', 'no', field)
             ed.attr(keep, 'port', g['port'], field)

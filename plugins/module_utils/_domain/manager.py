@@ -236,7 +236,7 @@ class DomainManager:
             value = getattr(self.spec, field) or None
             self._call('set ' + field, self.dom.setMetadata, kind, value, None, None, live)
             return
-        value = to_string(xmerge.metadata_element(self.spec.metadata)) if self.spec.metadata else None
+        value = to_string(xmerge.metadata_element(self.spec.metadata, namespaced=False)) if self.spec.metadata else None
         self._call('set metadata', self.dom.setMetadata, _flag('VIR_DOMAIN_METADATA_ELEMENT'), value,
                    xmerge.METADATA_PREFIX, xmerge.METADATA_NS, live)
 
@@ -304,6 +304,9 @@ class DomainManager:
         name = self.spec.name
         if not self.dom.isActive():
             return
+        if self.dom.state()[0] in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED):
+            # A paused guest cannot answer ACPI: let it run so it can shut down.
+            self._op_resume()
         deadline = Deadline(timeout)
         last_request = None
         while self.dom.isActive():
@@ -375,7 +378,8 @@ class DomainManager:
             return {}
         root = parse(current.live_xml or current.inactive_xml)
         facts = xml_facts(root)
-        facts.update(state=current.state, persistent=current.persistent, autostart=current.autostart)
+        facts.update(state=current.state, persistent=current.persistent, autostart=current.autostart,
+                     id=self.dom.ID() if current.active else None)
         addresses = {}
         if current.active:
             reader = AddressReader(self.c)

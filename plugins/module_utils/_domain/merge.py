@@ -28,8 +28,8 @@ def skeleton(spec, virt_type, arch):
     """The smallest domain libvirt accepts; merge() fills in the rest from the spec."""
     root = etree.Element('domain', type=virt_type)
     etree.SubElement(root, 'name').text = spec.name
-    etree.SubElement(root, 'memory', unit='KiB').text = str(spec.max_memory_kib or spec.memory_kib
-                                                          or DEFAULT_MEMORY_KIB)
+    memory_kib = spec.max_memory_kib or spec.memory_kib or DEFAULT_MEMORY_KIB
+    etree.SubElement(root, 'memory', unit='KiB').text = str(memory_kib)
     etree.SubElement(root, 'vcpu', placement='static').text = '1'
     os_el = etree.SubElement(root, 'os')
     etree.SubElement(os_el, 'type', arch=arch).text = 'hvm'
@@ -231,15 +231,18 @@ def _merge_cpu(ed, root, cpu):
             ed.attr(t, key, value, 'cpu')
 
 
-def metadata_element(metadata):
-    el = etree.Element('{%s}guest' % METADATA_NS, nsmap={METADATA_PREFIX: METADATA_NS})
+def metadata_element(metadata, namespaced=True):
+    """Our ``<virtkit:guest>`` element; without the namespace for virDomainSetMetadata,
+    which adds the namespace itself."""
+    ns = '{%s}' % METADATA_NS if namespaced else ''
+    el = etree.Element(ns + 'guest', nsmap={METADATA_PREFIX: METADATA_NS} if namespaced else None)
     for key in sorted(metadata):
         value = metadata[key]
-        var = etree.SubElement(el, '{%s}var' % METADATA_NS, name=key)
+        var = etree.SubElement(el, ns + 'var', name=key)
         if isinstance(value, list):
             var.set('type', 'list')
             for item in value:
-                etree.SubElement(var, '{%s}item' % METADATA_NS).text = item
+                etree.SubElement(var, ns + 'item').text = item
         else:
             var.text = value
     return el
@@ -294,7 +297,9 @@ def apply_overrides(ed, root, overrides):
                                % (index, xpath))
         if item.get('state') == 'absent':
             for node in found:
-                if getattr(node, 'is_attribute', False):
+                if _is_text(node):
+                    ed.text(node.getparent(), None, field)
+                elif getattr(node, 'is_attribute', False):
                     parent = node.getparent()
                     del parent.attrib[node.attrname]
                     ed.record(field)
@@ -304,14 +309,26 @@ def apply_overrides(ed, root, overrides):
         if not found:
             found = [_create_path(ed, root, xpath, index)]
         for node in found:
-            if getattr(node, 'is_attribute', False) or isinstance(node, str):
+            if _is_text(node):
+                # .../text() selects an element's text: set that text.
+                ed.text(node.getparent(), item.get('value') or '', field)
+                continue
+            if getattr(node, 'is_attribute', False):
                 parent = node.getparent()
                 ed.attr(parent, node.attrname, item.get('value') or '', field)
                 continue
+            if isinstance(node, (str, tuple)) or not isinstance(node.tag, str):
+                raise VirtkitError('xml_overrides[%d]: %r selects something other than elements, '
+                                   'attributes or text' % (index, xpath))
             if item.get('value') is not None:
                 ed.text(node, item['value'], field)
             for key, value in (item.get('attributes') or {}).items():
                 ed.attr(node, key, None if value is None else _attr_text(value), field)
+
+
+def _is_text(node):
+    """An XPath text() result (lxml smart string); its parent is the element."""
+    return isinstance(node, str) and getattr(node, 'is_text', False)
 
 
 def _attr_text(value):

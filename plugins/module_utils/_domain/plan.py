@@ -96,10 +96,11 @@ def build_plan(spec, current, virt_type=None, arch='x86_64'):
 
 def _plan_live(plan, spec, current):
     live_root = parse(current.live_xml, 'the live XML of %s' % spec.name)
-    live_ed = xmerge.merge(live_root, spec)
+    # The running guest's ceilings, read before the merge raises them in this copy.
     live_max_kib = xmerge.read_kib(live_root.find('memory'))
     vcpu_el = live_root.find('vcpu')
     live_max_vcpus = int(vcpu_el.text) if vcpu_el is not None and vcpu_el.text else None
+    live_ed = xmerge.merge(live_root, spec)
     ops, pending = [], []
     for field in live_ed.fields():
         changes = [c for c in live_ed.changes if c.field == field]
@@ -137,6 +138,12 @@ def _plan_live(plan, spec, current):
 
 def _plan_lifecycle(plan, spec, current):
     state, target = current.state if current.exists else 'shutoff', spec.state
+    if getattr(plan, 'restarting', False):
+        # The restart starts the guest paused only for state paused: plan from there.
+        state = 'paused' if target == 'paused' else 'running'
+        if target == 'present' and current.state == 'paused':
+            plan.add('suspend', 'pause %s again after the restart' % spec.name)
+            state = 'paused'
     after = state
     if target == 'running':
         if state == 'paused':
@@ -170,8 +177,10 @@ def _plan_absent(plan, spec, current):
     volumes = storage_to_remove(root, spec.remove_storage, spec.name)
     if current.active:
         plan.add('destroy', 'power %s off' % spec.name)
-    plan.add('undefine', 'undefine %s (with its NVRAM, TPM state, snapshot metadata and managed save)'
-             % spec.name)
+    if current.persistent:
+        # A transient guest is gone once powered off; there is nothing to undefine.
+        plan.add('undefine', 'undefine %s (with its NVRAM, TPM state, snapshot metadata and managed save)'
+                 % spec.name)
     for target, source in volumes:
         plan.add('delete_storage', 'delete the storage of %s: %s' % (target, source), target=target,
                  source=source)
