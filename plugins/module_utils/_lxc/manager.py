@@ -1,0 +1,426 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read a container, plan with pure code, execute the same plan, re-read and confirm."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
+from ansible_collections.virtkit.guests.plugins.module_utils._wait import WaitTimeout, poll
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import cgroup
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import facts as lxcfacts
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.plan import (
+    ACTIVE, Current, apply_desired, build_plan, changed_keys, normalize_state)
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.runner import Runner, clean_error, parse_info
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import (
+    check_name, idmap_entries, mount_target, validate)
+
+TEMPLATE_DIR = '/usr/share/lxc/templates'
+STAMP = '.virtkit-started'
+CREATE_TIMEOUT = 1800
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+_GENERIC = ('received container state', 'the container failed to start', 'to get more details',
+            'additional information can be obtained')
+
+
+def start_errors(log_text):
+    """The causes in an lxc-start log (ERROR lines), without LXC's generic follow-ups."""
+    causes = []
+    for line in log_text.splitlines():
+        if ' ERROR ' not in line:
+            continue
+        message = line.split(' ERROR ', 1)[1].split(' - ', 1)[-1].strip()
+        if ' - ' in message and message.split(' - ', 1)[0].count(':') >= 2:
+            message = message.split(' - ', 1)[1]  # "file.c:func:line - text"
+        if message and not message.lower().startswith(_GENERIC) and message not in causes:
+            causes.append(message)
+    return '; '.join(causes[:3])
+
+
+def write_atomic(path, text):
+    """Write ``text`` to ``path`` through a temporary file and a rename (mode kept)."""
+    directory = os.path.dirname(path)
+    mode = None
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix='.config.', dir=directory)
+    try:
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(text)
+        os.chmod(tmp, mode if mode is not None else 0o640)
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class ContainerManager:
+    """Everything lxc_container does, for one lxc path."""
+
+    def __init__(self, runner=None, lxc_path=None, read_file=None, layout=None):
+        self.r = runner or Runner(lxc_path)
+        self.read_file = read_file or _read
+        self._layout = layout
+        self.spec = None
+        self.pid = None
+
+    @property
+    def layout(self):
+        if self._layout is None:
+            self._layout = cgroup.host_layout()
+        return self._layout
+
+    def container_dir(self, name):
+        return os.path.join(self.r.lxc_path, name)
+
+    # ------------------------------------------------------------ reading
+
+    def exists(self, name):
+        return os.path.isfile(self.r.config_path(name))
+
+    def info(self, name):
+        """(state, pid) from one lxc-info call."""
+        _rc, out, _err = self.r.run('lxc-info', name, ['-s', '-p'], 'read state')
+        info = parse_info(out)
+        return normalize_state(info['state']), info['pid']
+
+    def read(self, name):
+        if not self.exists(name):
+            return Current(name)
+        text = self.read_file(self.r.config_path(name))
+        if text is None:
+            raise VirtkitError('%s: cannot read %s (permission denied?)' % (name, self.r.config_path(name)))
+        stamp = self._stamp(name)
+        fast = self.state_from_proc(name, stamp)
+        state, pid = fast if fast is not None else self.info(name)
+        started = None
+        if state in ACTIVE and pid and stamp and stamp.get('pid') == pid \
+                and stamp.get('ticks') == lxcfacts.proc_start_ticks(pid, self.read_file):
+            started = stamp.get('config')
+        return Current(name, True, state, pid, text, started)
+
+    def _stamp(self, name):
+        raw = self.read_file(os.path.join(self.container_dir(name), STAMP))
+        try:
+            stamp = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        # A stamp copied along with another container's directory is not ours.
+        return stamp if isinstance(stamp, dict) and stamp.get('path') == self.r.config_path(name) else None
+
+    def state_from_proc(self, name, stamp):
+        """(state, pid) without a subprocess, or None when only lxc-info can tell.
+
+        A container's monitor listens on the abstract socket ``@<lxc_path>/<name>/command``
+        (listed in /proc/net/unix): without it the container is stopped. With it, the init
+        PID we recorded at start is trusted only if that process still has the same start
+        time; the freezer of its cgroup tells running from frozen.
+        """
+        socket_name = '@%s/command' % self.container_dir(name)
+        if len(socket_name) > 100:
+            return None  # LXC hashes long socket names
+        table = self.read_file('/proc/net/unix')
+        if table is None:
+            return None
+        if not any(line.endswith(' ' + socket_name) for line in table.splitlines()):
+            return 'stopped', None
+        if not stamp or not isinstance(stamp.get('pid'), int):
+            return None
+        pid = stamp['pid']
+        if stamp.get('ticks') is None or stamp.get('ticks') != lxcfacts.proc_start_ticks(pid, self.read_file):
+            return None
+        is_frozen = cgroup.frozen(pid, self.layout, self.read_file)
+        if is_frozen is None:
+            return None
+        return ('frozen' if is_frozen else 'running'), pid
+
+    def _write_stamp(self, name, pid):
+        text = self.read_file(self.r.config_path(name))
+        stamp = {'pid': pid, 'ticks': lxcfacts.proc_start_ticks(pid, self.read_file), 'config': text,
+                 'path': self.r.config_path(name)}
+        try:
+            write_atomic(os.path.join(self.container_dir(name), STAMP), json.dumps(stamp))
+        except (IOError, OSError):
+            pass  # only a hint for pending_restart on later runs
+
+    # ------------------------------------------------------------ checks before any change
+
+    def preflight(self, spec, current):
+        name = spec.name
+        if spec.state == 'absent':
+            return
+        if not current.exists:
+            if spec.clone_from:
+                if not self.exists(spec.clone_from):
+                    raise VirtkitError('%s: clone_from %s does not exist in %s' % (name, spec.clone_from, self.r.lxc_path))
+            else:
+                path = spec.template if spec.template.startswith('/') else os.path.join(
+                    TEMPLATE_DIR, 'lxc-' + spec.template)
+                if not os.path.isfile(path):
+                    raise VirtkitError('%s: template %s not found (%s is missing; install lxc-templates or '
+                                       'give the template\'s absolute path)' % (name, spec.template, path))
+                if spec.template == 'debian' and not shutil.which('debootstrap'):
+                    raise VirtkitError('%s: the debian template needs debootstrap (apt-get install debootstrap)' % name)
+            if spec.unprivileged:
+                try:
+                    spec.idmap = idmap_entries(self.read_file('/etc/subuid'), self.read_file('/etc/subgid'))
+                except VirtkitError as err:
+                    raise VirtkitError('%s: %s' % (name, err))
+        for i, m in enumerate(spec.mounts):
+            if not os.path.exists(m['source']):
+                raise VirtkitError('%s: mounts[%d].source %s does not exist on the host' % (name, i, m['source']))
+        if spec.state in ('started', 'restarted', 'frozen'):
+            for i, net in enumerate(spec.networks or []):
+                link = net.get('link')
+                if link and not os.path.exists('/sys/class/net/%s' % link):
+                    raise VirtkitError('%s: networks[%d].link %s does not exist on the host, so the container '
+                                       'cannot start (for lxcbr0 run /usr/libexec/lxc/lxc-net start)' % (name, i, link))
+
+    # ------------------------------------------------------------ the run
+
+    def run(self, params, check_mode=False):
+        check_name(params.get('name'))
+        spec = validate(params, self.layout if params.get('limits') else None)
+        current = self.read(spec.name)
+        self.preflight(spec, current)
+        plan = build_plan(spec, current)
+        result = {
+            'changed': plan.changed,
+            'actions': plan.describe(),
+            'pending_restart': bool(plan.pending_restart),
+            'pending_restart_fields': list(plan.pending_restart),
+            'diff': plan.diff(),
+        }
+        if check_mode:
+            result['container'] = self.facts(spec.name, current, spec) if current.exists else {}
+            return result
+        self.spec, self.current = spec, current
+        self.pid = current.pid
+        for action in plan.actions:
+            getattr(self, '_op_' + action.op)(**action.params)
+        if spec.state == 'absent':
+            result['container'] = {}
+            return result
+        # The no-op path reads nothing more: one lxc-info in all.
+        after = self.read(spec.name) if plan.changed else current
+        if plan.changed:
+            self.confirm(spec, plan, after)
+        result['container'] = self.facts(spec.name, after, spec)
+        return result
+
+    def confirm(self, spec, plan, after):
+        if not after.exists:
+            raise VirtkitError('%s: the container disappeared while it was being set up' % spec.name)
+        left = changed_keys(after.config_text, apply_desired(after.config_text, spec))
+        if left:
+            raise VirtkitError('%s: the config does not hold %s after writing it' % (spec.name, ', '.join(left)))
+        want = plan.after['state']
+        if want in ('running', 'stopped', 'frozen') and after.state != want:
+            raise VirtkitError('%s: expected the container %s, but it is %s' % (spec.name, want, after.state))
+
+    # ------------------------------------------------------------ operations
+
+    def _op_create(self):
+        spec = self.spec
+        args = ['-t', spec.template, '-B', spec.backing_store]
+        bso = spec.backing_store_options
+        for opt in ('dir', 'vgname', 'lvname', 'thinpool', 'fstype', 'fssize', 'zfsroot'):
+            if bso.get(opt):
+                args += ['--%s' % opt, bso[opt]]
+        tmp = None
+        if getattr(spec, 'idmap', None):
+            base = self._default_config()
+            fd, tmp = tempfile.mkstemp(prefix='virtkit-lxc-', suffix='.conf')
+            with os.fdopen(fd, 'w') as handle:
+                handle.write(base + ''.join('lxc.idmap = %s\n' % e for e in spec.idmap))
+            args += ['-f', tmp]
+        if spec.template_options:
+            args += ['--'] + spec.template_options
+        try:
+            self.r.run('lxc-create', spec.name, args, 'create from template %s' % spec.template,
+                       timeout=CREATE_TIMEOUT)
+        finally:
+            if tmp:
+                os.unlink(tmp)
+
+    def _default_config(self):
+        for path in ('/etc/lxc/default.conf',):
+            text = self.read_file(path)
+            if text is not None:
+                return text if text.endswith('\n') else text + '\n'
+        return ''
+
+    def _op_clone(self):
+        spec = self.spec
+        src = spec.clone_from
+        state, _pid = self.info(src)
+        args = ['-N', spec.name]
+        if spec.backing_store != 'dir' or spec.backing_store_options:
+            args += ['-B', spec.backing_store]
+        if spec.clone_snapshot:
+            args.append('-s')
+            if state in ACTIVE:
+                args.append('-a')
+            self.r.run('lxc-copy', src, args, 'clone %s to %s' % (src, spec.name), timeout=CREATE_TIMEOUT)
+            return
+        restart = state in ACTIVE
+        if restart:
+            if state == 'frozen':
+                self.r.run('lxc-unfreeze', src, [], 'thaw the clone source')
+            self._stop(src, spec.stop_timeout, spec.force_stop)
+        try:
+            self.r.run('lxc-copy', src, args, 'clone %s to %s' % (src, spec.name), timeout=CREATE_TIMEOUT)
+        finally:
+            if restart:
+                self._start(src, spec.start_timeout)
+                if state == 'frozen':
+                    self.r.run('lxc-freeze', src, [], 'freeze the clone source again')
+
+    def _op_write_config(self, text=None):
+        name = self.spec.name
+        path = self.r.config_path(name)
+        current = self.read_file(path)
+        if current is None:
+            raise VirtkitError('%s: %s is missing after creation' % (name, path))
+        if text is None:
+            text = apply_desired(current, self.spec)
+        if text != current:
+            write_atomic(path, text)
+
+    def _start(self, name, timeout):
+        log = os.path.join(self.container_dir(name), 'virtkit-start.log')
+        try:
+            offset = os.path.getsize(log)
+        except OSError:
+            offset = 0
+        rc, out, err = self.r.run('lxc-start', name, ['-d', '-o', log, '-l', 'ERROR'], check=False)
+        if rc == 0:
+            rc, out, err = self.r.run('lxc-wait', name, ['-s', 'RUNNING', '-t', timeout], check=False)
+        if rc != 0:
+            detail = start_errors((self.read_file(log) or '')[offset:]) or clean_error(err or out)
+            raise VirtkitError('%s: start failed: %s' % (name, detail or 'no RUNNING state within %ss' % timeout))
+        _state, pid = self.info(name)
+        if pid:
+            self._write_stamp(name, pid)
+            if self.spec is not None and name == self.spec.name:
+                self.pid = pid
+
+    def _stop(self, name, timeout, force):
+        if timeout > 0:
+            rc, _out, err = self.r.run('lxc-stop', name, ['--nokill', '-t', timeout], check=False,
+                                       timeout=timeout + 30)
+            if rc == 0:
+                return
+            state, _pid = self.info(name)
+            if state == 'stopped':
+                return
+            if not force:
+                raise VirtkitError('%s: stop failed: the container did not shut down within %ss (set force_stop: '
+                                   'true to kill it after the timeout)' % (name, timeout))
+        elif not force:
+            raise VirtkitError('%s: stop_timeout 0 needs force_stop: true (it kills at once)' % name)
+        self.r.run('lxc-stop', name, ['-k'], 'kill', timeout=60)
+
+    def _op_start(self):
+        self._start(self.spec.name, self.spec.start_timeout)
+
+    def _op_stop(self):
+        name = self.spec.name
+        state, _pid = self.info(name)
+        if state == 'frozen':
+            self.r.run('lxc-unfreeze', name, [], 'thaw before stopping')
+        self._stop(name, self.spec.stop_timeout, self.spec.force_stop)
+
+    def _op_restart(self):
+        self._op_stop()
+        self._op_start()
+
+    def _op_freeze(self):
+        self.r.run('lxc-freeze', self.spec.name, [], 'freeze')
+
+    def _op_unfreeze(self):
+        self.r.run('lxc-unfreeze', self.spec.name, [], 'thaw')
+
+    def _op_destroy(self, active=False):
+        name = self.spec.name
+        args = ['-f']
+        if os.path.isdir(os.path.join(self.container_dir(name), 'snaps')) and \
+                os.listdir(os.path.join(self.container_dir(name), 'snaps')):
+            args.append('-s')
+        self.r.run('lxc-destroy', name, args, 'destroy', timeout=600)
+
+    def _op_wait_for_ip(self):
+        spec = self.spec
+        pid = self.pid
+        if not pid:
+            raise VirtkitError('%s: wait_for_ip: the container is not running' % spec.name)
+        self.wait_for_ip(spec.name, pid, spec.wait_for_ip_interfaces, spec.wait_for_ip_timeout)
+
+    def wait_for_ip(self, name, pid, interfaces, timeout):
+        def look():
+            addrs = lxcfacts.addresses(pid, self.read_file)
+            if interfaces:
+                ok = all(addrs['interfaces'].get(i, {}).get('ipv4') or addrs['interfaces'].get(i, {}).get('ipv6')
+                         for i in interfaces)
+            else:
+                ok = bool(addrs['ipv4'] or addrs['ipv6'])
+            return addrs if ok else None
+        try:
+            return poll(look, timeout, interval=0.1, max_interval=1.0)
+        except WaitTimeout:
+            seen = lxcfacts.addresses(pid, self.read_file)
+            raise VirtkitError('%s: wait_for_ip: no address%s within %ss (seen: %s)' % (
+                name, ' on ' + ', '.join(interfaces) if interfaces else '', timeout,
+                ', '.join('%s=%s' % (k, v['ipv4'] + v['ipv6']) for k, v in sorted(seen['interfaces'].items()))
+                or 'none'))
+
+    # ------------------------------------------------------------ facts
+
+    def facts(self, name, current, spec=None):
+        if current is None or not current.exists:
+            return {}
+        conf = LxcConfig.parse(current.config_text)
+        result = {
+            'name': name,
+            'state': current.state,
+            'pid': current.pid,
+            'lxc_path': self.r.lxc_path,
+            'config_path': self.r.config_path(name),
+            'autostart': conf.first('lxc.start.auto') == '1',
+            'unprivileged': bool(conf.get('lxc.idmap')),
+            'ipv4': [], 'ipv6': [], 'ips': [], 'interfaces': {},
+        }
+        if current.pid and current.state in ACTIVE:
+            addrs = lxcfacts.addresses(current.pid, self.read_file)
+            result.update(addrs)
+            result['ips'] = addrs['ipv4'] + addrs['ipv6']
+            result['limits'] = cgroup.read_limits(current.pid, self.layout, self.read_file)
+        if spec is not None:
+            managed = set(spec.keys) | set(spec.owned)
+            mapping = conf.as_dict()
+            result['managed_config'] = {k: v for k, v in mapping.items()
+                                        if k in managed or (k.startswith('lxc.net.') and spec.networks is not None)}
+            entries = [e for e in conf.get('lxc.mount.entry') if mount_target(e) in spec.mount_targets]
+            if entries:
+                result['managed_config']['lxc.mount.entry'] = entries
+        else:
+            result['config'] = conf.as_dict()
+        return result

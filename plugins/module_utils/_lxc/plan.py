@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure planning for lxc_container: (current container, desired spec) -> Plan.
+
+Nothing here runs a tool. The manager reads the container (one ``lxc-info`` and a few
+files), calls :func:`build_plan`, and either returns the plan (check mode) or runs it.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
+from ansible_collections.virtkit.guests.plugins.module_utils._resource import Plan
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig, render_entries
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import PROTECTED_PREFIXES, mount_target
+
+ACTIVE = ('running', 'frozen')
+
+
+def normalize_state(state):
+    """lxc-info's state -> running, stopped or frozen."""
+    state = (state or '').lower()
+    if state in ('running', 'starting', 'thawed'):
+        return 'running'
+    if state in ('frozen', 'freezing'):
+        return 'frozen'
+    return 'stopped'
+
+
+class Current:
+    """What the manager read about a container."""
+
+    def __init__(self, name, exists=False, state='absent', pid=None, config_text=None, started_config=None):
+        self.name = name
+        self.exists = exists
+        self.state = state if exists else 'absent'
+        self.pid = pid
+        self.config_text = config_text
+        # The config the running container was started with (recorded by us), if known.
+        self.started_config = started_config
+
+    @property
+    def active(self):
+        return self.state in ACTIVE
+
+
+def apply_desired(text, spec):
+    """Return the config text with ``spec`` applied (pure; comments and includes kept)."""
+    conf = LxcConfig.parse(text)
+    keys = spec.keys
+    if 'lxc.net.' in spec.owned_prefixes:
+        # Keep a generated MAC (identity) where the user names none.
+        for i, net in enumerate(spec.networks or []):
+            hw = 'lxc.net.%d.hwaddr' % i
+            if hw not in keys and (net.get('type') or 'veth') not in ('none', 'empty') and conf.get(hw):
+                keys = dict(keys)
+                keys[hw] = conf.get(hw)[:1]
+        conf.remove_where(lambda k, v: (k.startswith('lxc.net.') or k.startswith('lxc.network.')) and k not in keys)
+    conf.remove_where(lambda k, v: k in spec.owned and k not in keys)
+    for key, values in keys.items():
+        conf.set(key, values)
+    _apply_mounts(conf, spec.mount_targets)
+    if spec.config_exclusive:
+        conf.remove_where(lambda k, v: k not in keys and not k.startswith(PROTECTED_PREFIXES))
+    return conf.render()
+
+
+def _apply_mounts(conf, targets):
+    from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import Line
+    for target, entry in targets.items():
+        positions = [i for i, line in enumerate(conf.lines)
+                     if line.key == 'lxc.mount.entry' and mount_target(line.value) == target]
+        if entry is None:
+            drop = set(positions)
+            conf.lines = [line for i, line in enumerate(conf.lines) if i not in drop]
+            continue
+        if positions:
+            if conf.lines[positions[0]].value != entry:
+                conf.lines[positions[0]] = Line('lxc.mount.entry', entry)
+            drop = set(positions[1:])
+            conf.lines = [line for i, line in enumerate(conf.lines) if i not in drop]
+        else:
+            last = [i for i, line in enumerate(conf.lines) if line.key == 'lxc.mount.entry']
+            conf.lines.insert(last[-1] + 1 if last else len(conf.lines), Line('lxc.mount.entry', entry))
+
+
+def changed_keys(before_text, after_text):
+    """Sorted keys whose values (in order) differ between two config texts."""
+    before = LxcConfig.parse(before_text).as_dict()
+    after = LxcConfig.parse(after_text).as_dict()
+    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+
+
+def _subset(text, keys):
+    return render_entries(LxcConfig.parse(text).as_dict(set(keys)))
+
+
+def new_container_keys(spec):
+    """What the diff shows as 'after' for a container that does not exist yet."""
+    mapping = {k: list(v) for k, v in spec.keys.items()}
+    entries = [e for e in spec.mount_targets.values() if e]
+    if entries:
+        mapping['lxc.mount.entry'] = entries
+    return render_entries(mapping)
+
+
+def build_plan(spec, current):
+    plan = Plan(spec.name)
+    plan.new_config = None
+    plan.restarting = False
+    plan.before = {'state': current.state}
+    plan.after = {'state': current.state}
+    if spec.state == 'absent':
+        plan.after['state'] = 'absent'
+        if current.exists:
+            plan.add('destroy', 'destroy %s%s (with its snapshots)'
+                     % (spec.name, ', killing it first' if current.active else ''), active=current.active)
+        return plan
+
+    if not current.exists:
+        if spec.clone_from:
+            plan.add('clone', 'clone %s from %s%s' % (spec.name, spec.clone_from,
+                                                      ' (overlay snapshot)' if spec.clone_snapshot else ''))
+        else:
+            plan.add('create', 'create %s from the %s template (%s backing store)'
+                     % (spec.name, spec.template, spec.backing_store))
+        plan.after['config'] = new_container_keys(spec)
+        plan.add('write_config', 'write the config of %s before its first start' % spec.name, text=None)
+        state = 'stopped'
+    else:
+        if spec.unprivileged is not None:
+            has_idmap = bool(LxcConfig.parse(current.config_text).get('lxc.idmap'))
+            if bool(spec.unprivileged) != has_idmap:
+                raise VirtkitError('%s: unprivileged: the container exists as %s container; converting it '
+                                   'needs its files re-owned, so create a new container instead'
+                                   % (spec.name, 'an unprivileged' if has_idmap else 'a privileged'))
+        new_text = apply_desired(current.config_text, spec)
+        keys = changed_keys(current.config_text, new_text)
+        if keys:
+            plan.new_config = new_text
+            plan.before['config'] = _subset(current.config_text, keys)
+            plan.after['config'] = _subset(new_text, keys)
+            plan.add('write_config', 'update %s in the config of %s' % (', '.join(keys), spec.name), text=new_text)
+        state = current.state
+        if current.active:
+            baseline = current.started_config if current.started_config is not None else current.config_text
+            plan.pending_restart = changed_keys(baseline, new_text)
+
+    _lifecycle(plan, spec, state)
+    if spec.wait_for_ip and plan.after['state'] in ACTIVE:
+        plan.add('wait_for_ip', 'wait up to %ss for an address%s' % (
+            spec.wait_for_ip_timeout,
+            ' on ' + ', '.join(spec.wait_for_ip_interfaces) if spec.wait_for_ip_interfaces else ''),
+            changes=False)
+    return plan
+
+
+def _lifecycle(plan, spec, state):
+    target, name = spec.state, spec.name
+    restart = bool(plan.pending_restart) and spec.restart_policy == 'if_needed'
+    after = state
+    if target == 'restarted':
+        plan.add('restart' if state in ACTIVE else 'start', '%s %s' % (
+            'restart' if state in ACTIVE else 'start', name))
+        plan.restarting = True
+        after = 'running'
+    elif target in ('started', 'frozen'):
+        if state == 'stopped':
+            plan.add('start', 'start %s' % name)
+            after = 'running'
+        elif restart:
+            plan.add('restart', 'restart %s to apply %s' % (name, ', '.join(plan.pending_restart)))
+            plan.restarting = True
+            after = 'running'
+        elif state == 'frozen' and target == 'started':
+            plan.add('unfreeze', 'thaw %s' % name)
+            after = 'running'
+        if target == 'frozen' and after == 'running':
+            plan.add('freeze', 'freeze %s' % name)
+            after = 'frozen'
+    elif target == 'stopped':
+        if state in ACTIVE:
+            kill = ', then kill' if spec.force_stop else ''
+            plan.add('stop', 'stop %s (clean, up to %ss%s)' % (name, spec.stop_timeout, kill))
+            after = 'stopped'
+    elif target == 'present':
+        if state in ACTIVE and restart:
+            plan.add('restart', 'restart %s to apply %s' % (name, ', '.join(plan.pending_restart)))
+            plan.restarting = True
+            if state == 'frozen':
+                plan.add('freeze', 'freeze %s' % name)
+    if plan.restarting or after == 'stopped':
+        plan.pending_restart = []
+    plan.after['state'] = after

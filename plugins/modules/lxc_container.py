@@ -1,0 +1,408 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: lxc_container
+short_description: Create, configure and run LXC system containers through the LXC tools
+version_added: 0.1.0
+description:
+  - Creates a container from a template or clones it from another, writes its full config
+    B(before the first start), and keeps it in the wanted state.
+  - The config file is edited as an ordered multimap; comments, includes and keys you do not
+    set are kept byte for byte. Values with newlines or control characters are refused.
+  - Typed options (O(limits), O(networks), O(mounts), autostart) render to LXC keys; limits map
+    to C(lxc.cgroup2.*) or C(lxc.cgroup.*) per controller, as the host runs it (v1, v2 or hybrid).
+  - Config changes on a running container are written and reported in
+    RV(pending_restart_fields); the container restarts only with O(restart_policy=if_needed).
+  - Check mode runs the same planning code as a real run; the diff lists the config keys that
+    change, before and after.
+  - Calls the C(lxc-*) tools as argument lists (no shell); python3-lxc is not needed. An
+    unchanged run reads the config file and calls C(lxc-info) once.
+author:
+  - virtkit.guests developers (!UNKNOWN)
+extends_documentation_fragment:
+  - virtkit.guests.lxc
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: The diff shows the state and the config keys that change (before and after).
+  platform:
+    platforms: posix
+requirements:
+  - C(lxc-templates) for template based creation; C(debootstrap) for the C(debian) template
+options:
+  name:
+    description: The container's name.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates and configures the container and leaves its run state alone.
+      - V(started), V(stopped), V(frozen) also bring it to that state; V(restarted) always
+        stops and starts it (or starts it when stopped).
+      - V(stopped) asks for a clean shutdown and waits up to O(stop_timeout) seconds; it kills
+        the container after that only with O(force_stop=true).
+      - V(absent) kills and destroys the container with its snapshots; a missing container is
+        not an error.
+    type: str
+    choices: [present, started, stopped, restarted, frozen, absent]
+    default: present
+  template:
+    description:
+      - The template for a new container, a name under C(/usr/share/lxc/templates) (V(busybox),
+        V(download), V(debian), V(local), ...) or an absolute path. Ignored when the container exists.
+    type: str
+    default: busybox
+  template_options:
+    description:
+      - Arguments for the template, passed after C(--) as a list, for example
+        V([--dist, debian, --release, bookworm, --arch, amd64]) for V(download) or
+        V([--release, bookworm]) for V(debian).
+    type: list
+    elements: str
+    default: []
+  backing_store:
+    description: The backing store of a new container (C(lxc-create -B)).
+    type: str
+    choices: [dir, btrfs, lvm, zfs, overlayfs, loop]
+    default: dir
+  backing_store_options:
+    description: Options of the backing store (C(lxc-create --dir/--vgname/...)).
+    type: dict
+    suboptions:
+      dir:
+        description: The rootfs directory (dir backing store).
+        type: path
+      vgname:
+        description: The LVM volume group.
+        type: str
+      lvname:
+        description: The LVM logical volume name.
+        type: str
+      thinpool:
+        description: The LVM thin pool.
+        type: str
+      fstype:
+        description: The file system of a block backing store.
+        type: str
+      fssize:
+        description: The size of a block backing store, for example V(2G).
+        type: str
+      zfsroot:
+        description: The ZFS root.
+        type: str
+  clone_from:
+    description:
+      - Create the container as a copy of this (existing) container with C(lxc-copy) instead
+        of a template. A running source is stopped for the copy and started again (unless
+        O(clone_snapshot=true), which copies it running).
+    type: str
+  clone_snapshot:
+    description: Make an overlay snapshot clone (C(lxc-copy -s)) instead of a full copy.
+    type: bool
+    default: false
+  limits:
+    description:
+      - Resource limits; each maps to the cgroup version the host runs for its controller.
+      - An omitted limit leaves the config alone.
+    type: dict
+    suboptions:
+      memory:
+        description: Memory limit; an integer in MiB or a size such as V(512MiB), V(1G).
+        type: raw
+      memory_swap:
+        description: Memory plus swap limit (needs O(limits.memory)); same units.
+        type: raw
+      cpu_shares:
+        description: The relative CPU weight as v1 shares (2-262144, default of the kernel 1024);
+          converted to C(cpu.weight) on cgroup v2.
+        type: int
+      cpus:
+        description: CPU quota in CPUs, for example V(0.5) (C(cfs_quota_us) / C(cpu.max)).
+        type: float
+      cpuset:
+        description: The CPUs the container may run on, for example V(0-1,3).
+        type: str
+      pids:
+        description: The maximum number of tasks.
+        type: int
+  networks:
+    description:
+      - The container's network interfaces in order (C(lxc.net.0), C(lxc.net.1), ...). When set,
+        every C(lxc.net.*) key is owned; a generated C(hwaddr) is kept where none is given.
+      - An empty list removes all interfaces (the container gets only loopback).
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: V(veth) (on a bridge), V(macvlan), V(phys), V(empty) (loopback only) or
+          V(none) (share the host's network).
+        type: str
+        choices: [veth, macvlan, phys, none, empty]
+        default: veth
+      link:
+        description: The host bridge (veth) or interface (macvlan, phys).
+        type: str
+      name:
+        description: The interface name inside the container.
+        type: str
+      hwaddr:
+        description: The MAC address (C(xx) placeholders allowed).
+        type: str
+      mtu:
+        description: The MTU.
+        type: int
+      macvlan_mode:
+        description: The macvlan mode.
+        type: str
+        choices: [private, vepa, bridge, passthru]
+      ipv4:
+        description: Static IPv4 addresses with prefix, for example V(10.0.3.10/24).
+        type: list
+        elements: str
+      ipv4_gateway:
+        description: The IPv4 gateway (or V(auto)).
+        type: str
+      ipv6:
+        description: Static IPv6 addresses with prefix.
+        type: list
+        elements: str
+      ipv6_gateway:
+        description: The IPv6 gateway (or V(auto)).
+        type: str
+  mounts:
+    description:
+      - Bind mounts, matched by O(mounts[].target); other C(lxc.mount.entry) lines stay.
+    type: list
+    elements: dict
+    suboptions:
+      source:
+        description: The host path (required unless O(mounts[].state=absent)).
+        type: str
+      target:
+        description: The path inside the container.
+        type: str
+        required: true
+      readonly:
+        description: Mount read-only.
+        type: bool
+        default: false
+      create:
+        description: Create the target as a directory or file when it is missing.
+        type: str
+        choices: [dir, file]
+      optional:
+        description: Do not fail the start when the mount fails.
+        type: bool
+        default: false
+      state:
+        description: V(absent) removes the mount entry with this target.
+        type: str
+        choices: [present, absent]
+        default: present
+  autostart:
+    description: Start the container with the host (C(lxc.start.auto)).
+    type: bool
+  autostart_order:
+    description: The autostart order (C(lxc.start.order)).
+    type: int
+  autostart_delay:
+    description: Seconds to wait after starting this container (C(lxc.start.delay)).
+    type: int
+  groups:
+    description: The container's groups (C(lxc.group)); exactly this list when set.
+    type: list
+    elements: str
+  unprivileged:
+    description:
+      - Create a root-owned unprivileged container, mapping ids through C(lxc.idmap) from root's
+        ranges in C(/etc/subuid) and C(/etc/subgid). Only at creation.
+    type: bool
+  config:
+    description:
+      - Raw config keys for anything else, a value or a list of values for keys that
+        repeat. A key also set by a typed option is refused.
+    type: dict
+  config_exclusive:
+    description:
+      - Remove every config key not set by this task, except the keys a container needs to
+        boot (rootfs, uts name, includes, signals, tty, capabilities, apparmor, mounts, idmap,
+        init, console, seccomp, hooks, logging). Networks count as unmanaged unless O(networks) is set.
+    type: bool
+    default: false
+  restart_policy:
+    description: Restart a running container whose config changed (V(if_needed)) or only
+      report it (V(never)).
+    type: str
+    choices: [never, if_needed]
+    default: never
+  start_timeout:
+    description: Seconds to wait for the RUNNING state after a start.
+    type: int
+    default: 30
+  stop_timeout:
+    description: Seconds to wait for a clean shutdown.
+    type: int
+    default: 30
+  force_stop:
+    description: Kill the container when it did not stop within O(stop_timeout).
+    type: bool
+    default: false
+  wait_for_ip:
+    description: Wait until the running container has an address.
+    type: bool
+    default: false
+  wait_for_ip_interfaces:
+    description: Wait until each of these interfaces has an address (implies O(wait_for_ip)).
+    type: list
+    elements: str
+  wait_for_ip_timeout:
+    description: Seconds to wait for the address.
+    type: int
+    default: 60
+notes:
+  - Addresses are read from the container's C(/proc/<init pid>/net), without a subprocess.
+seealso:
+  - module: virtkit.guests.lxc_container_info
+  - module: virtkit.guests.lxc_snapshot
+  - module: virtkit.guests.lxc_exec
+'''
+
+EXAMPLES = r'''
+- name: A busybox container with limits, a static address and a bind mount
+  virtkit.guests.lxc_container:
+    name: web1
+    template: busybox
+    state: started
+    limits:
+      memory: 256MiB
+      cpus: 0.5
+      pids: 200
+    networks:
+      - type: veth
+        link: lxcbr0
+        ipv4: [10.0.3.50/24]
+        ipv4_gateway: 10.0.3.1
+    mounts:
+      - source: /srv/web1
+        target: /srv
+        create: dir
+    autostart: true
+    wait_for_ip: true
+
+- name: A Debian container from the download template
+  virtkit.guests.lxc_container:
+    name: deb1
+    template: download
+    template_options: [--dist, debian, --release, bookworm, --arch, amd64]
+    state: started
+
+- name: Raise the memory limit and restart if needed
+  virtkit.guests.lxc_container:
+    name: web1
+    limits:
+      memory: 512MiB
+    restart_policy: if_needed
+
+- name: A clone of web1
+  virtkit.guests.lxc_container:
+    name: web2
+    clone_from: web1
+    state: started
+
+- name: Remove it
+  virtkit.guests.lxc_container:
+    name: web2
+    state: absent
+'''
+
+RETURN = r'''
+actions:
+  description: What the run did (or would do in check mode), in order.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{action: create, summary: create web1 from the busybox template (dir backing store)}]
+pending_restart:
+  description: Whether the running container's config changed in a way only a restart applies.
+  returned: always
+  type: bool
+pending_restart_fields:
+  description: The config keys that wait for a restart.
+  returned: always
+  type: list
+  elements: str
+  sample: [lxc.cgroup.memory.limit_in_bytes]
+container:
+  description: The container after the run (empty after O(state=absent)).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: The name.
+      type: str
+    state:
+      description: V(running), V(stopped) or V(frozen).
+      type: str
+    pid:
+      description: The init process id on the host (null when stopped).
+      type: int
+    ips:
+      description: All addresses (IPv4 first).
+      type: list
+      elements: str
+    ipv4:
+      description: The IPv4 addresses.
+      type: list
+      elements: str
+    ipv6:
+      description: The global IPv6 addresses.
+      type: list
+      elements: str
+    interfaces:
+      description: The addresses per interface name, each with C(ipv4) and C(ipv6) lists.
+      type: dict
+    config_path:
+      description: The config file.
+      type: str
+    lxc_path:
+      description: The container directory.
+      type: str
+    autostart:
+      description: Whether C(lxc.start.auto) is on.
+      type: bool
+    unprivileged:
+      description: Whether the container maps ids (C(lxc.idmap)).
+      type: bool
+    limits:
+      description: The limits in force, read from the running container's cgroup files
+        (bytes, shares, CPUs, cpuset, pids) and the cgroup directories.
+      type: dict
+    managed_config:
+      description: The config keys this task manages, with their values.
+      type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import ContainerManager
+from ansible_collections.virtkit.guests.plugins.module_utils._resource import run_module
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import ARGUMENT_SPEC
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run_module(module, lambda: ContainerManager(lxc_path=module.params['lxc_path']).run(
+        module.params, check_mode=module.check_mode))
+
+
+if __name__ == '__main__':
+    main()

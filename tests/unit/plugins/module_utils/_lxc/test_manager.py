@@ -1,0 +1,282 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""ContainerManager against a fake set of LXC tools working on a temporary lxc path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import cgroup
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import snapshot as snap
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import attach
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import ContainerManager
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.runner import Runner
+
+FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
+HYBRID = cgroup.CgroupLayout(v1={'memory', 'cpu', 'cpuset', 'pids'}, v2_mount='/sys/fs/cgroup/unified',
+                             v1_mounts={c: '/sys/fs/cgroup/' + c for c in ('memory', 'cpu', 'cpuset', 'pids')})
+
+
+class FakeLxc:
+    """Just enough of the lxc-* tools: state in a dict, containers as directories."""
+
+    def __init__(self, root):
+        self.root = root
+        self.state = {}
+        self.pid = 4000
+        self.calls = []
+        self.fail = {}
+
+    def __call__(self, argv, data=None, timeout=None):
+        self.calls.append(argv)
+        tool, name = argv[0], argv[2] if len(argv) > 2 and argv[1] == '-n' else None
+        if tool in self.fail:
+            return 1, b'', self.fail[tool].encode()
+        cdir = os.path.join(self.root, name) if name else None
+        if tool == 'lxc-info':
+            if not os.path.isdir(cdir):
+                return 1, b'', b'%s doesn\'t exist' % name.encode()
+            state = self.state.get(name, 'STOPPED')
+            out = 'State:          %s\n' % state
+            if state != 'STOPPED':
+                out += 'PID:            %d\n' % self.pid
+            return 0, out.encode(), b''
+        if tool == 'lxc-create':
+            os.makedirs(os.path.join(cdir, 'rootfs'))
+            shutil.copy(os.path.join(FIXTURES, 'busybox.config'), os.path.join(cdir, 'config'))
+            return 0, b'', b''
+        if tool == 'lxc-copy':
+            new = argv[argv.index('-N') + 1]
+            if self.state.get(name, 'STOPPED') != 'STOPPED' and '-s' not in argv:
+                return 1, b'', b'lxc-copy: x: tools/lxc_copy.c: main: 1 Cannot clone a running container'
+            shutil.copytree(cdir, os.path.join(self.root, new))
+            return 0, b'', b''
+        if tool == 'lxc-start':
+            self.state[name] = 'RUNNING'
+            self.pid += 1
+            return 0, b'', b''
+        if tool == 'lxc-wait':
+            return 0, b'', b''
+        if tool == 'lxc-stop':
+            self.state[name] = 'STOPPED'
+            return 0, b'', b''
+        if tool == 'lxc-freeze':
+            self.state[name] = 'FROZEN'
+            return 0, b'', b''
+        if tool == 'lxc-unfreeze':
+            self.state[name] = 'RUNNING'
+            return 0, b'', b''
+        if tool == 'lxc-destroy':
+            shutil.rmtree(cdir)
+            self.state.pop(name, None)
+            return 0, b'', b''
+        if tool == 'lxc-snapshot':
+            snaps = os.path.join(cdir, 'snaps')
+            if '-c' in argv:
+                os.makedirs(snaps, exist_ok=True)
+                n = len(os.listdir(snaps))
+                target = os.path.join(snaps, 'snap%d' % n)
+                os.makedirs(target)
+                shutil.copy(os.path.join(cdir, 'config'), target)
+                shutil.copy(argv[argv.index('-c') + 1], os.path.join(target, 'comment'))
+                with open(os.path.join(target, 'ts'), 'w') as handle:
+                    handle.write('2026:11:26 07:09:05\n')
+            elif '-d' in argv:
+                shutil.rmtree(os.path.join(snaps, argv[argv.index('-d') + 1]))
+            return 0, b'', b''
+        if tool == 'lxc-attach':
+            return 0, b'ok\n', b''
+        raise AssertionError('unexpected %s' % argv)
+
+
+def read_file_with_proc(path):
+    if path.startswith('/proc/'):
+        if path.endswith('/net/fib_trie'):
+            return open(os.path.join(FIXTURES, 'fib_trie.txt')).read()
+        if path.endswith('/net/route'):
+            return open(os.path.join(FIXTURES, 'route.txt')).read()
+        if path.endswith('/stat'):
+            return '1 (init) S 0 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0'
+        return None
+    if path.startswith('/sys/fs/cgroup'):
+        return None
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+@pytest.fixture
+def env(tmp_path):
+    fake = FakeLxc(str(tmp_path))
+    manager = ContainerManager(runner=Runner(str(tmp_path), run=fake), read_file=read_file_with_proc, layout=HYBRID)
+    return fake, manager
+
+
+def params(**kw):
+    kw.setdefault('name', 'vk-a')
+    return kw
+
+
+def test_create_start_noop_and_remove(env):
+    fake, m = env
+    p = params(state='started', limits={'memory': 128}, wait_for_ip=True,
+               networks=[{'link': 'lxcbr0', 'ipv4': ['10.0.3.157/24']}])
+    check = m.run(p, check_mode=True)
+    assert check['changed'] and fake.calls == [] and check['container'] == {}
+    result = m.run(p)
+    assert [a['action'] for a in result['actions']] == ['create', 'write_config', 'start']
+    tools = [c[0] for c in fake.calls]
+    # the config is complete before lxc-start runs
+    assert tools.index('lxc-create') < tools.index('lxc-start')
+    assert result['container']['state'] == 'running'
+    assert result['container']['ipv4'] == ['10.0.3.157']
+    assert result['container']['managed_config']['lxc.cgroup.memory.limit_in_bytes'] == ['134217728']
+    config = open(m.r.config_path('vk-a')).read()
+    assert config.startswith('# Template used to create this container')
+    fake.calls[:] = []
+    again = m.run(p)
+    assert not again['changed'] and [c[0] for c in fake.calls] == ['lxc-info']
+    assert m.run(p, check_mode=True)['changed'] is False
+    gone = m.run(params(state='absent'))
+    assert gone['changed'] and gone['container'] == {}
+    assert m.run(params(state='absent'))['changed'] is False
+
+
+def test_pending_restart_survives_reruns_until_restart(env):
+    fake, m = env
+    m.run(params(state='started', limits={'memory': 128}))
+    changed = m.run(params(limits={'memory': 256}))
+    assert changed['changed'] and changed['pending_restart_fields'] == ['lxc.cgroup.memory.limit_in_bytes']
+    rerun = m.run(params(limits={'memory': 256}))
+    assert not rerun['changed'] and rerun['pending_restart']
+    fixed = m.run(params(limits={'memory': 256}, restart_policy='if_needed'))
+    assert [a['action'] for a in fixed['actions']] == ['restart'] and not fixed['pending_restart']
+    assert not m.run(params(limits={'memory': 256}))['pending_restart']
+
+
+def test_clone_of_a_running_source_restarts_the_source(env):
+    fake, m = env
+    m.run(params(name='vk-src', state='started'))
+    result = m.run(params(name='vk-b', clone_from='vk-src', state='started'))
+    assert result['changed'] and fake.state['vk-src'] == 'RUNNING' and fake.state['vk-b'] == 'RUNNING'
+    tools = [c[0] for c in fake.calls[-8:]]
+    assert tools.count('lxc-copy') == 1
+
+
+def test_clone_source_missing(env):
+    _fake, m = env
+    with pytest.raises(VirtkitError, match='clone_from vk-nope does not exist'):
+        m.run(params(clone_from='vk-nope'))
+
+
+def test_tool_failure_is_one_line(env):
+    fake, m = env
+    fake.fail['lxc-create'] = 'lxc-create: vk-a: ../src/lxc/tools/lxc_create.c: main: 264 Container already exists\n'
+    with pytest.raises(VirtkitError) as err:
+        m.run(params())
+    assert str(err.value) == 'vk-a: create from template busybox failed: Container already exists'
+
+
+def test_stop_timeout_without_force(env, monkeypatch):
+    fake, m = env
+    m.run(params(state='started'))
+    original = fake.__call__
+
+    def refuse_stop(argv, data=None, timeout=None):
+        if argv[0] == 'lxc-stop' and '-k' not in argv:
+            fake.calls.append(argv)
+            return 1, b'', b''
+        return original(argv, data, timeout)
+
+    m.r._run = refuse_stop
+    with pytest.raises(VirtkitError, match='did not shut down within 5s'):
+        m.run(params(state='stopped', stop_timeout=5))
+    result = m.run(params(state='stopped', stop_timeout=5, force_stop=True))
+    assert result['container']['state'] == 'stopped'
+    assert fake.calls[-2][-1] == '-k' or ['-k'] == fake.calls[-2][-1:]
+
+
+def test_snapshots_by_name(env):
+    fake, m = env
+    m.run(params())
+    r1 = snap.run(m, {'name': 'vk-a', 'snapshot': 'base', 'state': 'present', 'comment': 'first'})
+    assert r1['changed'] and r1['snapshot']['lxc_name'] == 'snap0' and r1['snapshot']['comment'] == 'first'
+    assert not snap.run(m, {'name': 'vk-a', 'snapshot': 'base', 'state': 'present'})['changed']
+    r2 = snap.run(m, {'name': 'vk-a', 'snapshot': 'second', 'state': 'present'}, check_mode=True)
+    assert r2['changed'] and len(r2['snapshots']) == 1
+    d = snap.run(m, {'name': 'vk-a', 'snapshot': 'base', 'state': 'absent'})
+    assert d['changed'] and d['snapshots'] == []
+    assert not snap.run(m, {'name': 'vk-a', 'snapshot': 'base', 'state': 'absent'})['changed']
+    with pytest.raises(VirtkitError, match='there is no snapshot base'):
+        snap.run(m, {'name': 'vk-a', 'snapshot': 'base', 'state': 'restored'})
+    m.run(params(state='started'))
+    with pytest.raises(VirtkitError, match='need it stopped'):
+        snap.run(m, {'name': 'vk-a', 'snapshot': 'x', 'state': 'present'})
+    with pytest.raises(VirtkitError, match='not a valid snapshot name'):
+        snap.run(m, {'name': 'vk-a', 'snapshot': '../x'})
+
+
+def test_exec_argv_and_guards(env, tmp_path):
+    fake, m = env
+    m.run(params(state='started'))
+    argv = attach.attach_argv(m.r, 'vk-a', ['ls', '-l'], env={'A': 'b c'}, chdir='/srv')
+    assert argv[:5] == ['lxc-attach', '-n', 'vk-a', '-P', str(tmp_path)]
+    assert argv[argv.index('--') + 1:] == ['/bin/sh', '-c', 'cd -- "$1" && shift && exec "$@"', 'sh', '/srv', 'ls', '-l']
+    assert '-v' in argv and 'A=b c' in argv
+    out = attach.run(m, {'name': 'vk-a', 'command': 'echo ok', 'shell': '/bin/sh'})
+    assert out['changed'] and out['rc'] == 0 and out['stdout'] == 'ok'
+    assert fake.calls[-1][-3:] == ['/bin/sh', '-c', 'echo ok']
+    dry = attach.run(m, {'name': 'vk-a', 'argv': ['true']}, check_mode=True)
+    assert dry['changed'] and 'rc' not in dry
+    with pytest.raises(VirtkitError, match='exactly one of argv'):
+        attach.run(m, {'name': 'vk-a', 'argv': ['a'], 'command': 'b'})
+    with pytest.raises(VirtkitError, match='absolute path'):
+        attach.run(m, {'name': 'vk-a', 'argv': ['a'], 'creates': 'rel'})
+    with pytest.raises(VirtkitError, match='not a variable name'):
+        attach.run(m, {'name': 'vk-a', 'argv': ['a'], 'env': {'A-B': '1'}})
+    m.run(params(state='stopped'))
+    with pytest.raises(VirtkitError, match='the container is stopped'):
+        attach.run(m, {'name': 'vk-a', 'argv': ['a']})
+
+
+def test_state_from_proc_needs_no_subprocess(tmp_path):
+    fake = FakeLxc(str(tmp_path))
+    files = {}
+
+    def read(path):
+        return files.get(path, read_file_with_proc(path) if not path.startswith('/proc/') else None)
+
+    m = ContainerManager(runner=Runner(str(tmp_path), run=fake), read_file=read, layout=cgroup.CgroupLayout(
+        v1={'freezer'}, v1_mounts={'freezer': '/sys/fs/cgroup/freezer'}))
+    m.run(params())
+    files['/proc/net/unix'] = 'Num RefCount Protocol Flags Type St Inode Path\n'
+    fake.calls[:] = []
+    assert m.state_from_proc('vk-a', None) == ('stopped', None)
+    sock = '0000: 00000002 00000000 00010000 0001 01 1 @%s/vk-a/command\n' % tmp_path
+    files['/proc/net/unix'] += sock
+    assert m.state_from_proc('vk-a', None) is None  # running, but no recorded init pid
+    stamp = {'pid': 77, 'ticks': 777, 'config': '', 'path': m.r.config_path('vk-a')}
+    files['/proc/77/stat'] = '77 (init) S 0 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0'
+    files['/proc/77/cgroup'] = '6:freezer:/lxc.payload.vk-a\n0::/lxc.payload.vk-a\n'
+    files['/sys/fs/cgroup/freezer/lxc.payload.vk-a/freezer.state'] = 'THAWED\n'
+    assert m.state_from_proc('vk-a', stamp) == ('running', 77)
+    files['/sys/fs/cgroup/freezer/lxc.payload.vk-a/freezer.state'] = 'FROZEN\n'
+    assert m.state_from_proc('vk-a', stamp) == ('frozen', 77)
+    # a reused pid (other start time) is not trusted
+    assert m.state_from_proc('vk-a', dict(stamp, ticks=1)) is None
+    assert fake.calls == []
+
+
+def test_start_errors_name_the_cause():
+    from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import start_errors
+    with open(os.path.join(FIXTURES, 'lxc-start-error.log')) as handle:
+        text = handle.read()
+    assert start_errors(text) == ('No such file or directory - Failed to open "/nonexistent-rootfs"; '
+                                  'Failed to handle rootfs pinning for container "vk-fail"')
