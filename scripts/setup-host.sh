@@ -16,7 +16,8 @@ APT_PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-daemon-driver-lxc
   libvirt-clients libvirt-dev pkg-config gcc qemu-system-x86 qemu-utils
   lxc lxc-templates busybox-static cpio genisoimage libxml2-utils
-  dnsmasq-base iptables debootstrap rsync git
+  dnsmasq-base iptables debootstrap rsync git openssh-server openssh-client
+  shellcheck python3 python3-venv
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -34,8 +35,26 @@ packages() {
   command -v apt-get >/dev/null || die "packages missing (${missing[*]}) and apt-get not found (Debian/Ubuntu only)"
   log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  timeout 600 apt-get update -qq
-  timeout 1200 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Package scripts must not start daemons (sshd, dnsmasq ...): we start what we need.
+  local policy=/usr/sbin/policy-rc.d own_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 0755 "$policy" && own_policy=1
+  fi
+  local rc=0
+  { timeout 600 apt-get update -qq &&
+    timeout 1200 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || rc=$?
+  [ -n "$own_policy" ] && rm -f "$policy"
+  [ "$rc" -eq 0 ] || die "apt-get failed (exit $rc) installing: ${missing[*]}"
+}
+
+# Unprivileged LXC containers need a subordinate id range for root; add the usual one
+# when root has none (what lxc_host does on a real hypervisor).
+subids() {
+  local f
+  for f in /etc/subuid /etc/subgid; do
+    [ -f "$f" ] || touch "$f"
+    grep -q '^root:' "$f" || { log "adding root:100000:65536 to $f"; echo 'root:100000:65536' >> "$f"; }
+  done
 }
 
 venv() {
@@ -174,6 +193,6 @@ case "${1:-all}" in
   venv) venv ;;
   collection) collection ;;
   services) services ;;
-  all) packages; venv; collection; services ;;
+  all) packages; subids; venv; collection; services ;;
   *) die "usage: $0 [packages|venv|collection|services|all]" ;;
 esac

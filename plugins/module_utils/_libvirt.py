@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import traceback
 
+from ansible_collections.virtkit.guests.plugins.module_utils import _resource
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 
 try:
@@ -149,10 +150,6 @@ class Connection:
 
 
 def run_module(module, body):
-    """Run ``body()`` and turn VirtkitError into a one-line ``fail_json``."""
+    """:func:`_resource.run_module` after checking that libvirt-python is importable."""
     require_libvirt(module)
-    try:
-        result = body()
-    except VirtkitError as err:
-        module.fail_json(msg=str(err), **err.details)
-    module.exit_json(**result)
+    _resource.run_module(module, body)

@@ -75,3 +75,18 @@ def _render(sections):
         else:
             lines.append('%s: %s' % (key, value))
     return '\n'.join(lines) + ('\n' if lines else '')
+
+
+def run_module(module, body):
+    """Run ``body()`` for a module: VirtkitError becomes a one-line ``fail_json``.
+
+    The ``diff`` key of the result is dropped unless diff mode is on.
+    """
+    from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
+    try:
+        result = body()
+    except VirtkitError as err:
+        module.fail_json(msg=str(err), **err.details)
+    if not getattr(module, '_diff', False):
+        result.pop('diff', None)
+    module.exit_json(**result)

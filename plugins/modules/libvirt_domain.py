@@ -24,11 +24,16 @@ description:
     RV(pending_restart_fields); the guest is restarted only with O(restart_policy=if_needed).
   - Check mode runs the same planning code as a real run and reports exactly its actions.
 author:
-  - virtkit.guests developers
+  - virtkit.guests developers (!UNKNOWN)
 extends_documentation_fragment:
   - virtkit.guests.libvirt
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership:
+      - virtkit.guests.libvirt
   check_mode:
     support: full
   diff_mode:
@@ -360,8 +365,8 @@ options:
     description:
       - Wait until the running guest has an IP address and return it.
       - A DHCP lease left from an earlier boot of the same MAC does not count when the
-        module started the guest: only a lease taken after that start, or what the guest
-        agent reports.
+        module started the guest; then only a lease taken after that start, or what the
+        guest agent reports, counts.
     type: bool
     default: false
   wait_for_ip_timeout:
@@ -537,10 +542,7 @@ def main():
 
     def body():
         with Connection(module.params['uri']) as conn:
-            result = DomainManager(conn).run(module.params, check_mode=module.check_mode)
-        if not module._diff:
-            result.pop('diff', None)
-        return result
+            return DomainManager(conn).run(module.params, check_mode=module.check_mode)
 
     run_module(module, body)
 

@@ -15,12 +15,16 @@ description:
     facts read from their XML (memory, vCPUs, disks, NICs with MACs, metadata) and their
     current addresses.
 author:
-  - virtkit.guests developers
+  - virtkit.guests developers (!UNKNOWN)
 extends_documentation_fragment:
   - virtkit.guests.libvirt
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
+  action_group:
+    support: full
+    membership:
+      - virtkit.guests.libvirt
   check_mode:
     support: full
   diff_mode:
@@ -60,8 +64,8 @@ EXAMPLES = r'''
 RETURN = r'''
 domains:
   description:
-    - The guests (one or none when O(name) is given), each with the keys RV(domain) of
-      M(virtkit.guests.libvirt_domain) returns.
+    - The guests (one or none when O(name) is given), each with the same keys as the
+      RV(virtkit.guests.libvirt_domain#module:domain) that M(virtkit.guests.libvirt_domain) returns.
   returned: always
   type: list
   elements: dict
