@@ -481,6 +481,12 @@ actions:
   elements: dict
   sample: [{action: define, summary: "update the persistent config of web1: memory"},
            {action: set_memory, summary: set the memory of the running guest to 3072 MiB}]
+forced_off:
+  description:
+    - Whether a shutdown (O(state=shutdown) or a restart) had to power the guest off because
+      it did not shut down within O(shutdown_timeout).
+  returned: always
+  type: bool
 pending_restart:
   description: Whether the running guest differs from its config in a way only a restart applies.
   returned: always

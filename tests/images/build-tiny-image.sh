@@ -26,8 +26,10 @@
 #   - serves http://<ip>/ (busybox httpd, port 80): index.html holds its hostname,
 #     uuid holds the SMBIOS system UUID (= the libvirt domain UUID);
 #   - runs a root shell on the serial console, forever. It never exits or panics, and
-#     it ignores ACPI power-button events: `virsh shutdown` does nothing, so tests can
-#     exercise the force-off path.
+#     by default it ignores ACPI power-button events: `virsh shutdown` does nothing, so
+#     tests can exercise the force-off path. With "virtkit.acpi=1" on the kernel command
+#     line it runs busybox acpid and powers off cleanly on the power button instead, so
+#     tests can exercise the graceful path too.
 # The hostname is "virtkit.hostname=NAME" from the kernel command line if given, else
 # "tiny-" followed by the first 8 characters of the system UUID; it is sent to the DHCP
 # server (option 12), so it shows in `virsh net-dhcp-leases`.
@@ -61,6 +63,7 @@ readonly MODULES=(
     virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
     failover net_failover virtio_net virtio_blk
     virtio_balloon virtio_console
+    button evdev
 )
 
 # Upper bounds (seconds) for everything that may wait on something else.
@@ -274,8 +277,9 @@ exec </dev/console >/dev/console 2>&1
 
 say() { echo "virtkit-tiny: $*"; }
 
-# Ctrl-Alt-Del sends SIGINT to init (ignored) instead of rebooting. No acpid runs,
-# so ACPI power-button events (virsh shutdown) are ignored as well.
+# Ctrl-Alt-Del sends SIGINT to init (ignored) instead of rebooting. Unless the command
+# line says virtkit.acpi=1, no acpid runs, so ACPI power-button events (virsh shutdown)
+# are ignored as well.
 echo 0 >/proc/sys/kernel/ctrl-alt-del
 
 while read -r mod; do
@@ -311,6 +315,23 @@ if [ -e /sys/class/net/eth0 ]; then
     udhcpc -i eth0 -s /etc/udhcpc.script -t 10 -T 2 -A 5 -b -x "hostname:$name"
 else
     say "no eth0 (no virtio NIC?)"
+fi
+
+acpi=0
+for arg in $cmdline; do
+    case "$arg" in virtkit.acpi=1) acpi=1 ;; esac
+done
+if [ "$acpi" = 1 ]; then
+    # busybox acpid maps the power button (KEY_POWER via evdev) to PWRF/00000080
+    # and runs that file from its config directory.
+    mkdir -p /etc/acpi/PWRF
+    printf '#!/bin/sh\necho "virtkit-tiny: power button, powering off" >/dev/console\nsync\npoweroff -f\n' \
+        >/etc/acpi/PWRF/00000080
+    chmod 0755 /etc/acpi/PWRF/00000080
+    mkdir -p /var/log
+    acpid -c /etc/acpi -l /var/log/acpid.log
+    usleep 200000
+    if pidof acpid >/dev/null; then say "acpid: the power button powers off"; else say "acpid did not start"; fi
 fi
 
 echo "$name" >/www/index.html

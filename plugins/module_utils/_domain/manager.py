@@ -37,7 +37,7 @@ class DomainManager:
         self.clock = clock
         self.dom = None
         self.started_at = None
-        self.actions_done = []
+        self.forced_off = False
 
     # ------------------------------------------------------------ reading
 
@@ -170,9 +170,11 @@ class DomainManager:
             'diff': plan.diff(),
         }
         if check_mode:
+            result['forced_off'] = False
             result['domain'] = self.facts(name, current=current) if current.exists else {}
             return result
         self.execute(plan, spec, current)
+        result['forced_off'] = self.forced_off
         if getattr(plan, 'restarting', False):
             result['pending_restart'] = False
             result['pending_restart_fields'] = []
@@ -313,7 +315,7 @@ class DomainManager:
             if deadline.expired:
                 if force:
                     self._op_destroy()
-                    self.actions_done.append('forced off after %ss' % timeout)
+                    self.forced_off = True
                     return
                 raise VirtkitError('%s: did not shut down within %ss (the guest ignored the ACPI request); '
                                    'raise shutdown_timeout or set force: true to power it off'
