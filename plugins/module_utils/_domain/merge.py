@@ -32,7 +32,10 @@ def skeleton(spec, virt_type, arch):
     etree.SubElement(root, 'memory', unit='KiB').text = str(memory_kib)
     etree.SubElement(root, 'vcpu', placement='static').text = '1'
     os_el = etree.SubElement(root, 'os')
-    etree.SubElement(os_el, 'type', arch=arch).text = 'hvm'
+    os_type = etree.SubElement(os_el, 'type', arch=arch)
+    os_type.text = 'hvm'
+    if spec.secure_boot and not spec.machine:
+        os_type.set('machine', 'q35')  # secure boot needs SMM, which only q35 offers
     features = etree.SubElement(root, 'features')
     etree.SubElement(features, 'acpi')
     etree.SubElement(features, 'apic')

@@ -202,10 +202,12 @@ def validate(params, current_machine=None):
             total = 1
             for v in topo:
                 total *= v or 1
-            maxv = spec.max_vcpus or spec.vcpus
-            if maxv is not None and total != maxv:
-                raise VirtkitError('cpu: topology gives %d vCPUs but max_vcpus (or vcpus) is %d'
-                                   % (total, maxv))
+            # The topology describes the maximum; without max_vcpus the guest's own
+            # maximum applies (libvirt checks it), which must hold the active vCPUs.
+            if spec.max_vcpus is not None and total != spec.max_vcpus:
+                raise VirtkitError('cpu: topology gives %d vCPUs but max_vcpus is %d' % (total, spec.max_vcpus))
+            if spec.max_vcpus is None and spec.vcpus is not None and total < spec.vcpus:
+                raise VirtkitError('cpu: topology gives %d vCPUs, fewer than vcpus (%d)' % (total, spec.vcpus))
     if spec.secure_boot and spec.firmware != 'uefi':
         raise VirtkitError('secure_boot needs firmware: uefi')
     if spec.secure_boot and spec.machine and 'q35' not in spec.machine:
