@@ -52,6 +52,16 @@ class Plan:
     def describe(self):
         return [action.describe() for action in self.actions if action.changes]
 
+    def result(self):
+        """The keys every module returns for a plan: changed, actions, restarts, diff."""
+        return {
+            'changed': self.changed,
+            'actions': self.describe(),
+            'pending_restart': bool(self.pending_restart),
+            'pending_restart_fields': list(self.pending_restart),
+            'diff': self.diff(),
+        }
+
     def diff(self):
         """Ansible's diff dictionary: before/after texts a human can read."""
         return {

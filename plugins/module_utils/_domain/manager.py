@@ -162,13 +162,7 @@ class DomainManager:
         spec = validate(params, machine)
         virt_type, arch = self.preflight(spec, current)
         plan = build_plan(spec, current, virt_type=virt_type, arch=arch or 'x86_64')
-        result = {
-            'changed': plan.changed,
-            'actions': plan.describe(),
-            'pending_restart': bool(plan.pending_restart),
-            'pending_restart_fields': list(plan.pending_restart),
-            'diff': plan.diff(),
-        }
+        result = plan.result()
         if check_mode:
             result['forced_off'] = False
             result['domain'] = self.facts(name, current=current) if current.exists else {}

@@ -65,7 +65,7 @@ def parse_mounts(mounts_text, read_file=None):
 
     ``read_file(path)`` returns a file's text or None (tests pass a dict lookup).
     """
-    read_file = read_file or _read
+    read_file = read_file or read_text
     v1, v1_mounts, v2_mount = set(), {}, None
     for line in (mounts_text or '').splitlines():
         parts = line.split()
@@ -89,7 +89,8 @@ def parse_mounts(mounts_text, read_file=None):
     return CgroupLayout(v1, v2, v2_mount, v1_mounts, memsw)
 
 
-def _read(path):
+def read_text(path):
+    """A file's text, or None when it cannot be read (the default file reader)."""
     try:
         with open(path) as handle:
             return handle.read()
@@ -98,7 +99,7 @@ def _read(path):
 
 
 def host_layout():
-    return parse_mounts(_read('/proc/self/mounts') or '')
+    return parse_mounts(read_text('/proc/self/mounts') or '')
 
 
 def weight_from_shares(shares):
@@ -172,7 +173,7 @@ def proc_cgroups(text):
 
 def frozen(pid, layout, read_file=None):
     """True/False from the freezer of the container whose init is ``pid``; None if unknown."""
-    read_file = read_file or _read
+    read_file = read_file or read_text
     paths = proc_cgroups(read_file('/proc/%d/cgroup' % pid))
     if 'freezer' in paths and 'freezer' in layout.v1_mounts:
         state = read_file(os.path.join(layout.v1_mounts['freezer'], paths['freezer'].lstrip('/'), 'freezer.state'))
@@ -189,7 +190,7 @@ def read_limits(pid, layout, read_file=None):
     Returns {'memory': bytes or 'max', 'memory_swap', 'cpu_shares', 'cpus', 'cpuset',
     'pids', 'cgroups': {controller: directory}}; values the host does not offer are left out.
     """
-    read_file = read_file or _read
+    read_file = read_file or read_text
     paths = proc_cgroups(read_file('/proc/%d/cgroup' % pid))
     dirs = {}
     for ctrl in CONTROLLERS:

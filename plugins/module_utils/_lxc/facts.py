@@ -14,13 +14,7 @@ import ipaddress
 import socket
 import struct
 
-
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.cgroup import read_text
 
 
 def parse_fib_trie(text):
@@ -77,7 +71,7 @@ def parse_if_inet6(text):
 
 def addresses(pid, read_file=None):
     """{'ipv4': [...], 'ipv6': [...], 'interfaces': {ifname: {'ipv4': [...], 'ipv6': [...]}}}."""
-    read_file = read_file or _read
+    read_file = read_file or read_text
     base = '/proc/%d/net/' % pid
     routes = parse_routes(read_file(base + 'route'))
     out = {'ipv4': [], 'ipv6': [], 'interfaces': {}}
@@ -93,7 +87,7 @@ def addresses(pid, read_file=None):
 
 def proc_start_ticks(pid, read_file=None):
     """The start time (clock ticks since boot) of a process; identifies one boot of it."""
-    text = (read_file or _read)('/proc/%d/stat' % pid)
+    text = (read_file or read_text)('/proc/%d/stat' % pid)
     if not text:
         return None
     fields = text.rsplit(')', 1)[-1].split()

@@ -13,6 +13,7 @@ import tempfile
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._wait import WaitTimeout, poll
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import cgroup
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.cgroup import read_text
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import facts as lxcfacts
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.plan import (
@@ -24,14 +25,6 @@ from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import (
 TEMPLATE_DIR = '/usr/share/lxc/templates'
 STAMP = '.virtkit-started'
 CREATE_TIMEOUT = 1800
-
-
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
 
 
 _GENERIC = ('received container state', 'the container failed to start', 'to get more details',
@@ -77,7 +70,7 @@ class ContainerManager:
 
     def __init__(self, runner=None, lxc_path=None, read_file=None, layout=None):
         self.r = runner or Runner(lxc_path)
-        self.read_file = read_file or _read
+        self.read_file = read_file or read_text
         self._layout = layout
         self.spec = None
         self.pid = None
@@ -202,13 +195,7 @@ class ContainerManager:
         current = self.read(spec.name)
         self.preflight(spec, current)
         plan = build_plan(spec, current)
-        result = {
-            'changed': plan.changed,
-            'actions': plan.describe(),
-            'pending_restart': bool(plan.pending_restart),
-            'pending_restart_fields': list(plan.pending_restart),
-            'diff': plan.diff(),
-        }
+        result = plan.result()
         if check_mode:
             result['container'] = self.facts(spec.name, current, spec) if current.exists else {}
             return result
