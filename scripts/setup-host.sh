@@ -17,7 +17,7 @@ APT_PACKAGES=(
   libvirt-clients libvirt-dev pkg-config gcc qemu-system-x86 qemu-utils
   lxc lxc-templates busybox-static cpio genisoimage libxml2-utils
   dnsmasq-base iptables debootstrap rsync git openssh-server openssh-client
-  shellcheck python3 python3-venv
+  shellcheck python3 python3-venv xz-utils gzip
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

@@ -1,0 +1,469 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""libvirt_volume: argument spec, validation, XML, plan and manager.
+
+Where the source checksum of an imported image is kept: libvirt keeps no user metadata
+for storage volumes (a volume's XML is generated from the file itself, unlike a domain's
+``<metadata>``), so the record is a small JSON sidecar in the download cache on the host
+that runs the module, keyed by the pool's UUID and the volume name. It stores the source,
+its checksum and the volume's path, capacity and physical size right after the import;
+a record whose volume no longer matches (replaced, written to, resized) is ignored. When
+no valid record exists, an existing volume is left alone (with a warning) unless
+``reimport=true``: the module never overwrites data it cannot prove it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.virtkit.guests.plugins.module_utils import _libvirt
+from ansible_collections.virtkit.guests.plugins.module_utils import _storage
+from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
+from ansible_collections.virtkit.guests.plugins.module_utils._resource import Plan
+from ansible_collections.virtkit.guests.plugins.module_utils._storage import fetch as _fetch
+from ansible_collections.virtkit.guests.plugins.module_utils._units import parse_size
+from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
+
+VOLUME_FORMATS = ('qcow2', 'raw')
+DEFAULT_CACHE = '/var/cache/virtkit/images'
+
+ARGUMENT_SPEC = dict(
+    _libvirt.LIBVIRT_ARGS,
+    name={'type': 'str', 'required': True},
+    pool={'type': 'str', 'required': True},
+    state={'type': 'str', 'default': 'present', 'choices': ['present', 'absent']},
+    capacity={'type': 'raw'},
+    format={'type': 'str', 'choices': list(VOLUME_FORMATS)},
+    backing_volume={'type': 'str'},
+    backing_pool={'type': 'str'},
+    backing_file={'type': 'path'},
+    backing_format={'type': 'str', 'choices': list(VOLUME_FORMATS)},
+    clone_from={'type': 'str'},
+    import_from={'type': 'str'},
+    remote_src={'type': 'bool', 'default': True},
+    checksum={'type': 'str'},
+    allow_unverified={'type': 'bool', 'default': False},
+    reimport={'type': 'bool', 'default': False},
+    cache_dir={'type': 'path', 'default': DEFAULT_CACHE},
+    timeout={'type': 'int', 'default': 600},
+    validate_certs={'type': 'bool', 'default': True},
+    allow_shrink={'type': 'bool', 'default': False},
+)
+
+
+class VolumeSpec:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def validate(params):
+    name, pool = params['name'], params['pool']
+    subject = '%s/%s' % (pool, name)
+    if not name or '/' in name:
+        raise VirtkitError('name: a volume name must be non-empty and must not contain "/", got %r' % (name,))
+    sources = [o for o in ('backing_volume', 'backing_file', 'clone_from', 'import_from') if params.get(o)]
+    if len(sources) > 1:
+        raise VirtkitError('%s: %s are mutually exclusive; a volume has one source' % (subject, ' and '.join(sources)))
+    capacity = None
+    if params.get('capacity') is not None:
+        capacity = parse_size(params['capacity'], 'capacity', default_unit='GiB')
+        if capacity <= 0:
+            raise VirtkitError('capacity: must be positive, got %r' % (params['capacity'],))
+    if params.get('backing_pool') and not params.get('backing_volume'):
+        raise VirtkitError('backing_pool: only applies with backing_volume')
+    if (params.get('backing_volume') or params.get('backing_file')) and params.get('format') == 'raw':
+        raise VirtkitError('%s: an overlay on a backing store must be format qcow2, not raw' % subject)
+    if params.get('backing_file') and not params['backing_file'].startswith('/'):
+        raise VirtkitError('backing_file: must be an absolute path, got %r' % params['backing_file'])
+    checksum = None
+    source = params.get('import_from')
+    if source:
+        if not _fetch.is_url(source) and not source.startswith('/'):
+            raise VirtkitError('import_from: expected a URL (http, https, ftp, file) or an absolute path '
+                               'on the host running the module, got %r' % source)
+        if params.get('checksum'):
+            checksum = _fetch.parse_checksum(params['checksum'])
+        elif not params.get('allow_unverified'):
+            raise VirtkitError("%s: checksum is required to import %s: set checksum: 'sha256:<hex>' or "
+                               "'sha256:<url of SHA256SUMS>' (or allow_unverified: true)" % (subject, source))
+    elif params.get('checksum'):
+        raise VirtkitError('checksum: only applies with import_from')
+    if params.get('timeout', 600) <= 0:
+        raise VirtkitError('timeout: must be positive, got %r' % params['timeout'])
+    return VolumeSpec(
+        name=name, pool=pool, subject=subject, state=params['state'], capacity=capacity,
+        format=params.get('format'), backing_volume=params.get('backing_volume'),
+        backing_pool=params.get('backing_pool') or pool, backing_file=params.get('backing_file'),
+        backing_format=params.get('backing_format'), clone_from=params.get('clone_from'),
+        import_from=source, checksum_option=params.get('checksum'), checksum=checksum,
+        reimport=params.get('reimport', False), cache_dir=params.get('cache_dir') or DEFAULT_CACHE,
+        timeout=params.get('timeout', 600), validate_certs=params.get('validate_certs', True),
+        allow_shrink=params.get('allow_shrink', False),
+    )
+
+
+def round_capacity(capacity, fmt):
+    """qcow2 sizes are kept in whole 512-byte sectors."""
+    if fmt == 'qcow2':
+        return -(-capacity // 512) * 512
+    return capacity
+
+
+def _human(size):
+    for unit, factor in (('GiB', 1024 ** 3), ('MiB', 1024 ** 2), ('KiB', 1024)):
+        if size >= factor and size % factor == 0:
+            return '%d %s' % (size // factor, unit)
+    return '%d bytes' % size
+
+
+class Current:
+    """The volume as read: None fields when it does not exist."""
+
+    def __init__(self, exists=False, fmt=None, capacity=None, physical=None, path=None,
+                 backing=None, record=None):
+        self.exists = exists
+        self.format = fmt
+        self.capacity = capacity
+        self.physical = physical
+        self.path = path
+        self.backing = backing
+        self.record = record
+
+
+def record_matches(record, current):
+    return bool(record and record.get('path') == current.path and record.get('capacity') == current.capacity
+                and record.get('physical') == current.physical)
+
+
+def build_plan(spec, current, resolved):
+    """Plan for (spec, current volume, resolved sources).
+
+    ``resolved`` carries what the manager looked up: ``backing`` (path, format, capacity),
+    ``clone`` (format, capacity) and ``checksum`` ((algo, hex) of the import source).
+    """
+    plan = Plan(spec.subject)
+    plan.warnings = []
+    plan.before = _view(current)
+    if spec.state == 'absent':
+        if current.exists:
+            plan.add('delete', 'delete the volume %s' % current.path)
+        plan.after = {'exists': False}
+        return plan
+    after = dict(plan.before)
+    if not current.exists:
+        if spec.import_from:
+            plan.add('import_image', 'import %s (%s) into the volume' % (
+                spec.import_from, '%s:%s' % resolved['checksum'] if resolved.get('checksum') else 'unverified'),
+                checksum=resolved.get('checksum'))
+            after = {'exists': True, 'source': spec.import_from}
+            if spec.capacity:
+                plan.add('grow_to', 'grow the volume to at least %s' % _human(spec.capacity), capacity=spec.capacity)
+                after['capacity'] = '>= %d' % spec.capacity
+        elif spec.clone_from:
+            clone = resolved['clone']
+            fmt = spec.format or clone['format'] or 'raw'
+            capacity = spec.capacity or clone['capacity']
+            if capacity < clone['capacity'] and not spec.allow_shrink:
+                raise VirtkitError('%s: capacity %s is smaller than the clone source (%s)' % (
+                    spec.subject, _human(capacity), _human(clone['capacity'])))
+            xml = _storage.volume_xml_text(spec.name, round_capacity(capacity, fmt), fmt)
+            plan.add('clone', 'clone %s/%s as %s' % (spec.backing_pool, spec.clone_from, fmt),
+                     xml=xml, source=spec.clone_from)
+            after = {'exists': True, 'format': fmt, 'capacity': round_capacity(capacity, fmt)}
+        elif spec.backing_volume or spec.backing_file:
+            back = resolved['backing']
+            capacity = round_capacity(spec.capacity or back['capacity'], 'qcow2')
+            if capacity < back['capacity']:
+                raise VirtkitError('%s: capacity %s is smaller than the backing store %s (%s)' % (
+                    spec.subject, _human(capacity), back['path'], _human(back['capacity'])))
+            xml = _storage.volume_xml_text(spec.name, capacity, 'qcow2', backing=back['path'],
+                                           backing_format=back['format'])
+            plan.add('create', 'create a qcow2 overlay on %s' % back['path'], xml=xml)
+            after = {'exists': True, 'format': 'qcow2', 'capacity': capacity, 'backing': back['path']}
+        else:
+            if not spec.capacity:
+                raise VirtkitError('%s: a new volume needs capacity (or import_from, clone_from, '
+                                   'backing_volume or backing_file)' % spec.subject)
+            fmt = spec.format or 'qcow2'
+            capacity = round_capacity(spec.capacity, fmt)
+            plan.add('create', 'create a %s %s volume' % (_human(capacity), fmt),
+                     xml=_storage.volume_xml_text(spec.name, capacity, fmt))
+            after = {'exists': True, 'format': fmt, 'capacity': capacity}
+        plan.after = after
+        return plan
+
+    # The volume exists: check what cannot change, then resize or re-import.
+    if spec.format and spec.format != current.format and not spec.import_from:
+        raise VirtkitError('%s: the volume is %s; its format cannot change to %s (remove it first)'
+                           % (spec.subject, current.format, spec.format))
+    if spec.backing_volume or spec.backing_file:
+        want = resolved['backing']['path']
+        if current.backing != want:
+            raise VirtkitError('%s: the volume\'s backing store is %s, not %s; it cannot change in place '
+                               '(remove the volume first)' % (spec.subject, current.backing or 'none', want))
+    reimported = False
+    if spec.import_from:
+        checksum = resolved.get('checksum')
+        wanted = '%s:%s' % checksum if checksum else None
+        record = current.record if record_matches(current.record, current) else None
+        have = record.get('checksum') if record else None
+        if wanted is None or have != wanted:
+            why = ('it was imported from %s with %s' % (record.get('source'), have) if record
+                   else 'no import record matches it (not imported by this module, or changed since)')
+            if spec.reimport:
+                plan.add('delete', 'delete the volume to import it again (%s)' % why)
+                plan.add('import_image', 'import %s (%s) into the volume' % (spec.import_from, wanted or 'unverified'),
+                         checksum=checksum)
+                after = {'exists': True, 'source': spec.import_from}
+                reimported = True
+            else:
+                plan.warnings.append('%s: exists and %s; wanted %s. Left alone: set reimport: true to replace it'
+                                     % (spec.subject, why, wanted or 'an unverified import'))
+    if spec.capacity:
+        fmt = current.format
+        want = round_capacity(spec.capacity, fmt)
+        if reimported:
+            plan.add('grow_to', 'grow the volume to at least %s' % _human(spec.capacity), capacity=spec.capacity)
+        elif want > current.capacity:
+            plan.add('resize', 'grow the volume from %s to %s' % (_human(current.capacity), _human(want)),
+                     capacity=want, shrink=False)
+            after['capacity'] = want
+        elif want < current.capacity:
+            if not spec.allow_shrink:
+                raise VirtkitError('%s: refusing to shrink the volume from %s to %s (data beyond the new end '
+                                   'is lost); set allow_shrink: true to force it'
+                                   % (spec.subject, _human(current.capacity), _human(want)))
+            plan.add('resize', 'shrink the volume from %s to %s' % (_human(current.capacity), _human(want)),
+                     capacity=want, shrink=True)
+            after['capacity'] = want
+    plan.after = after
+    return plan
+
+
+def _view(current):
+    if not current.exists:
+        return {'exists': False}
+    view = {'exists': True, 'format': current.format, 'capacity': current.capacity, 'path': current.path}
+    if current.backing:
+        view['backing'] = current.backing
+    if current.record:
+        view['source'] = current.record.get('source')
+        view['source_checksum'] = current.record.get('checksum')
+    return view
+
+
+# ------------------------------------------------------------------ manager
+
+def volume_facts(connection, vol, subject):
+    root = parse(connection.call(subject, 'read volume', vol.XMLDesc, 0))
+    capacity, physical = _storage.volume_sizes(connection, vol, subject)
+    info = connection.call(subject, 'read volume', vol.info)
+    store = root.find('backingStore')
+    backing = None
+    if store is not None and store.findtext('path'):
+        fmt = store.find('format')
+        backing = {'path': store.findtext('path'), 'format': fmt.get('type') if fmt is not None else None}
+    return {
+        'name': root.findtext('name'),
+        'path': root.findtext('target/path'),
+        'key': root.findtext('key'),
+        'format': _storage.volume_format(root),
+        'capacity': capacity,
+        'allocation': info[2],
+        'physical': physical,
+        'backing_store': backing,
+    }
+
+
+class VolumeManager:
+    def __init__(self, connection):
+        self.c = connection
+        self.conn = connection.conn
+
+    def _pool(self, name, subject, need_active=True):
+        pool = self.c.pool(name)
+        if pool is None:
+            raise VirtkitError('%s: the storage pool %s does not exist' % (subject, name))
+        if need_active and not self.c.call(name, 'read state', pool.isActive):
+            raise VirtkitError('%s: the storage pool %s is not running; start it (libvirt_pool state=running)'
+                               % (subject, name))
+        return pool
+
+    def read(self, spec):
+        self.pool = None
+        if spec.state == 'absent' and self.c.pool(spec.pool) is None:
+            return Current()  # no pool, so no volume: nothing to delete
+        self.pool = self._pool(spec.pool, spec.subject)
+        self.pool_uuid = self.c.call(spec.pool, 'read uuid', self.pool.UUIDString)
+        vol = self.c.volume(self.pool, spec.name)
+        self.vol = vol
+        if vol is None:
+            return Current()
+        f = volume_facts(self.c, vol, spec.subject)
+        record = _fetch.read_record(spec.cache_dir, self.pool_uuid, spec.name)
+        return Current(True, f['format'], f['capacity'], f['physical'], f['path'],
+                       (f['backing_store'] or {}).get('path'), record)
+
+    def resolve(self, spec, current):
+        resolved = {}
+        if spec.state == 'absent':
+            return resolved
+        if spec.backing_volume:
+            pool = self.pool if spec.backing_pool == spec.pool else self._pool(spec.backing_pool, spec.subject)
+            vol = self.c.volume(pool, spec.backing_volume)
+            if vol is None:
+                raise VirtkitError('%s: the backing volume %s/%s does not exist'
+                                   % (spec.subject, spec.backing_pool, spec.backing_volume))
+            f = volume_facts(self.c, vol, spec.subject)
+            resolved['backing'] = {'path': f['path'], 'format': spec.backing_format or f['format'] or 'raw',
+                                   'capacity': f['capacity']}
+        elif spec.backing_file:
+            vol = self.c.volume_by_path(spec.backing_file)
+            if vol is not None:
+                f = volume_facts(self.c, vol, spec.subject)
+                resolved['backing'] = {'path': spec.backing_file, 'format': spec.backing_format or f['format'],
+                                       'capacity': f['capacity']}
+            elif self.c.is_local and os.path.isfile(spec.backing_file):
+                fmt, size = _fetch.image_info(spec.backing_file)
+                resolved['backing'] = {'path': spec.backing_file, 'format': spec.backing_format or fmt,
+                                       'capacity': size}
+            elif current.exists or (spec.backing_format and spec.capacity):
+                resolved['backing'] = {'path': spec.backing_file, 'format': spec.backing_format, 'capacity': 0}
+            else:
+                raise VirtkitError('%s: the backing file %s is neither a libvirt volume nor a file on this host; '
+                                   'set backing_format and capacity to use it anyway' % (spec.subject, spec.backing_file))
+        if spec.clone_from and not current.exists:
+            vol = self.c.volume(self.pool, spec.clone_from)
+            if vol is None:
+                raise VirtkitError('%s: the clone source %s/%s does not exist' % (spec.subject, spec.pool, spec.clone_from))
+            f = volume_facts(self.c, vol, spec.subject)
+            resolved['clone'] = {'format': f['format'], 'capacity': f['capacity']}
+        if spec.import_from and spec.checksum:
+            resolved['checksum'] = _fetch.resolve_checksum(spec.checksum_option, spec.import_from, spec.timeout,
+                                                           spec.validate_certs)
+        return resolved
+
+    def run(self, params, check_mode=False):
+        spec = validate(params)
+        self.spec = spec
+        current = self.read(spec)
+        self.current = current
+        plan = build_plan(spec, current, self.resolve(spec, current))
+        result = plan.result()
+        result.pop('pending_restart', None)
+        result.pop('pending_restart_fields', None)
+        if not check_mode:
+            for action in plan.actions:
+                getattr(self, '_op_' + action.op)(**action.params)
+        if plan.warnings:
+            result['warnings'] = plan.warnings
+        vol = self.c.volume(self.pool, spec.name) if spec.state == 'present' and self.pool is not None else None
+        result['volume'] = self.describe(vol) if vol is not None else {}
+        return result
+
+    def describe(self, vol):
+        f = volume_facts(self.c, vol, self.spec.subject)
+        f['pool'] = self.spec.pool
+        record = _fetch.read_record(self.spec.cache_dir, self.pool_uuid, self.spec.name)
+        current = Current(True, f['format'], f['capacity'], f['physical'], f['path'])
+        f['source'] = record.get('source') if record_matches(record, current) else None
+        f['source_checksum'] = record.get('checksum') if record_matches(record, current) else None
+        return f
+
+    # ------------------------------------------------------------ operations
+
+    def _call(self, operation, func, *args):
+        return self.c.call(self.spec.subject, operation, func, *args)
+
+    def _op_create(self, xml):
+        self.vol = self._call('create volume', self.pool.createXML, xml, 0)
+
+    def _op_clone(self, xml, source):
+        src = self.c.volume(self.pool, source)
+        if src is None:
+            raise VirtkitError('%s: the clone source %s disappeared' % (self.spec.subject, source))
+        self.vol = self._call('clone volume', self.pool.createXMLFrom, xml, src, 0)
+
+    def _op_delete(self):
+        vol = self.c.volume(self.pool, self.spec.name)
+        if vol is not None:
+            self._call('delete volume', vol.delete, 0)
+        _fetch.drop_record(self.spec.cache_dir, self.pool_uuid, self.spec.name)
+
+    def _op_resize(self, capacity, shrink):
+        flags = _libvirt.libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if shrink else 0
+        self._call('resize volume', self.vol.resize, capacity, flags)
+        record = self.current.record
+        if record_matches(record, self.current):
+            # Keep the import record valid: the resize is ours, not a change of content.
+            f = volume_facts(self.c, self.vol, self.spec.subject)
+            record.update(capacity=f['capacity'], physical=f['physical'])
+            _fetch.write_record(self.spec.cache_dir, self.pool_uuid, self.spec.name, record)
+
+    def _op_grow_to(self, capacity):
+        vol = self.c.volume(self.pool, self.spec.name)
+        have = _storage.volume_sizes(self.c, vol, self.spec.subject)[0]
+        fmt = _storage.volume_format(parse(self._call('read volume', vol.XMLDesc, 0)))
+        want = round_capacity(capacity, fmt)
+        if want > have:
+            self._call('resize volume', vol.resize, want, 0)
+            self.c.call(self.spec.pool, 'refresh pool', self.pool.refresh, 0)
+        self._write_record(vol)
+
+    def _op_import_image(self, checksum):
+        spec = self.spec
+        path = _fetch.fetch(spec.import_from, checksum, spec.cache_dir, spec.timeout, spec.validate_certs)
+        fmt, _virtual = _fetch.image_info(path)
+        if spec.format and spec.format != fmt:
+            raise VirtkitError('%s: %s is a %s image, not %s' % (spec.subject, spec.import_from, fmt, spec.format))
+        size = os.path.getsize(path)
+        if size == 0:
+            raise VirtkitError('%s: %s is empty' % (spec.subject, spec.import_from))
+        vol = self._call('create volume', self.pool.createXML, _storage.volume_xml_text(spec.name, size, 'raw'), 0)
+        try:
+            with open(path, 'rb') as handle:
+                _storage.stream_send(self.c, vol, iter(lambda: handle.read(_storage.CHUNK), b''), size, spec.subject)
+        except BaseException:
+            try:
+                vol.delete(0)
+            except Exception:
+                pass
+            raise
+        self.c.call(spec.pool, 'refresh pool', self.pool.refresh, 0)
+        self.vol = self.c.volume(self.pool, spec.name)
+        self.import_checksum = checksum
+        self._write_record(self.vol)
+
+    def _write_record(self, vol):
+        f = volume_facts(self.c, vol, self.spec.subject)
+        checksum = getattr(self, 'import_checksum', None)
+        _fetch.write_record(self.spec.cache_dir, self.pool_uuid, self.spec.name, {
+            'source': self.spec.import_from,
+            'checksum': '%s:%s' % checksum if checksum else None,
+            'path': f['path'], 'capacity': f['capacity'], 'physical': f['physical'],
+        })
+
+
+def list_volumes(connection, pool_name, name=None, cache_dir=DEFAULT_CACHE):
+    """Facts of one volume or of every volume in a pool (libvirt_volume_info)."""
+    pool = connection.pool(pool_name)
+    if pool is None:
+        raise VirtkitError('%s: the storage pool does not exist' % pool_name)
+    if not connection.call(pool_name, 'read state', pool.isActive):
+        raise VirtkitError('%s: the storage pool is not running; its volumes cannot be listed' % pool_name)
+    uuid = connection.call(pool_name, 'read uuid', pool.UUIDString)
+    names = [name] if name else sorted(connection.call(pool_name, 'list volumes', pool.listVolumes))
+    out = []
+    for n in names:
+        vol = connection.volume(pool, n)
+        if vol is None:
+            continue
+        f = volume_facts(connection, vol, '%s/%s' % (pool_name, n))
+        f['pool'] = pool_name
+        record = _fetch.read_record(cache_dir, uuid, n)
+        ok = record_matches(record, Current(True, f['format'], f['capacity'], f['physical'], f['path']))
+        f['source'] = record.get('source') if ok else None
+        f['source_checksum'] = record.get('checksum') if ok else None
+        out.append(f)
+    return out

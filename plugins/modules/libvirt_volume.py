@@ -1,0 +1,255 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: libvirt_volume
+short_description: Create, overlay, clone, import, resize and delete libvirt storage volumes
+version_added: 0.1.0
+description:
+  - Manages one volume in a running libvirt storage pool, by name.
+  - A new volume is created empty (O(capacity), O(format)), as a qcow2 overlay on a backing
+    volume or file (O(backing_volume), O(backing_file); the way guests are made from a base
+    cloud image), as a clone of another volume (O(clone_from)), or from an image
+    (O(import_from)).
+  - An existing volume is grown in place to O(capacity); shrinking is refused unless
+    O(allow_shrink=true). Its format and backing store never change in place.
+  - Imports read a URL or a file on the host that runs the module, verify a checksum
+    (required unless O(allow_unverified=true)), keep the download in O(cache_dir),
+    decompress C(.xz) and C(.gz) sources and upload the image through the libvirt stream
+    API, so the libvirt host may be remote (for example C(qemu+ssh://)).
+  - An imported volume is not imported again while its source checksum is unchanged. The
+    checksum is recorded in a small JSON file under O(cache_dir) on the host that runs the
+    module (libvirt keeps no user metadata for volumes). When the checksum changes, or no
+    valid record exists, the volume is left alone with a warning unless O(reimport=true).
+  - Check mode runs the same planning code as a real run and reports exactly its actions.
+author:
+  - virtkit.guests developers (!UNKNOWN)
+extends_documentation_fragment:
+  - virtkit.guests.libvirt
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action_group:
+    support: full
+    membership:
+      - virtkit.guests.libvirt
+  action:
+    support: full
+    details: The action plugin sends a controller file when O(remote_src=false).
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: Resolving a checksum from a sums-file URL downloads that (small) file in check mode too.
+  diff_mode:
+    support: full
+    details: The diff shows the volume's existence, format, capacity, backing store and import source.
+  platform:
+    platforms: posix
+options:
+  name:
+    description: The volume's name in the pool; its identity.
+    type: str
+    required: true
+  pool:
+    description: The storage pool holding the volume. It must be running.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates, imports or resizes the volume.
+      - V(absent) deletes it (a volume that does not exist is not an error).
+    type: str
+    choices: [present, absent]
+    default: present
+  capacity:
+    description:
+      - The volume's virtual size. An integer is read in GiB; a string may carry a unit such as
+        V(512MiB), V(20GiB) or V(20G) (binary) or V(20GB) (decimal).
+      - Required for a new empty volume; defaults to the backing store's or clone source's
+        size otherwise. With O(import_from), the imported image is grown to it when smaller.
+      - On an existing volume, a larger value grows it in place.
+    type: raw
+  format:
+    description:
+      - The format of a new empty volume (default V(qcow2)) or of a clone (default the
+        source's). With O(import_from), the image must have this format.
+    type: str
+    choices: [qcow2, raw]
+  backing_volume:
+    description: Create a qcow2 overlay whose backing store is this volume (in O(backing_pool)).
+    type: str
+  backing_pool:
+    description: The pool of O(backing_volume) (default O(pool)).
+    type: str
+  backing_file:
+    description: Create a qcow2 overlay whose backing store is this file on the libvirt host.
+    type: path
+  backing_format:
+    description: The backing store's format (default what libvirt reports for it).
+    type: str
+    choices: [qcow2, raw]
+  clone_from:
+    description: Create the volume as a full copy of this volume in the same pool.
+    type: str
+  import_from:
+    description:
+      - Import the image from this URL (V(http), V(https), V(ftp), V(file)) or path. A path is
+        on the host that runs the module, or on the controller with O(remote_src=false).
+      - A name ending in C(.xz) or C(.gz) is decompressed.
+    type: str
+  remote_src:
+    description:
+      - With V(false), a path in O(import_from) is on the controller (relative paths are
+        looked up like other C(files)); the file is sent to the host's temporary directory
+        only when the volume needs importing (not on a rerun with the same checksum).
+    type: bool
+    default: true
+  checksum:
+    description:
+      - The source's checksum, V(sha256:<hex>) or V(sha512:<hex>), or a checksum file such as
+        V(sha256:https://example.com/SHA256SUMS) in which the source's file name is looked up.
+      - It is the checksum of the file as downloaded (before decompression).
+    type: str
+  allow_unverified:
+    description: Allow O(import_from) without O(checksum).
+    type: bool
+    default: false
+  reimport:
+    description:
+      - Replace an existing volume with a fresh import when its recorded source checksum
+        differs from O(checksum) or no valid import record exists. The old content is lost.
+    type: bool
+    default: false
+  cache_dir:
+    description:
+      - The download cache and import records, on the host that runs the module.
+    type: path
+    default: /var/cache/virtkit/images
+  timeout:
+    description: Seconds allowed for each network read of a download.
+    type: int
+    default: 600
+  validate_certs:
+    description: Verify TLS certificates of HTTPS sources.
+    type: bool
+    default: true
+  allow_shrink:
+    description: Allow O(capacity) below the current size (data beyond the new end is lost).
+    type: bool
+    default: false
+seealso:
+  - module: virtkit.guests.libvirt_volume_info
+  - module: virtkit.guests.libvirt_pool
+'''
+
+EXAMPLES = r'''
+- name: Import a Debian cloud image as the base volume
+  virtkit.guests.libvirt_volume:
+    pool: images
+    name: debian-12-base.qcow2
+    import_from: https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2
+    checksum: sha512:https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS
+
+- name: A 20 GiB overlay for one guest on top of the base image
+  virtkit.guests.libvirt_volume:
+    pool: images
+    name: web1.qcow2
+    backing_volume: debian-12-base.qcow2
+    capacity: 20GiB
+
+- name: An empty raw data disk
+  virtkit.guests.libvirt_volume:
+    pool: images
+    name: web1-data.raw
+    format: raw
+    capacity: 50
+
+- name: Grow it later, in place
+  virtkit.guests.libvirt_volume:
+    pool: images
+    name: web1-data.raw
+    capacity: 80GiB
+
+- name: Delete the overlay
+  virtkit.guests.libvirt_volume:
+    pool: images
+    name: web1.qcow2
+    state: absent
+'''
+
+RETURN = r'''
+actions:
+  description: The steps taken (or, in check mode, that would be taken), each with C(action) and C(summary).
+  returned: always
+  type: list
+  elements: dict
+volume:
+  description: The volume after the run (empty when absent, or new in check mode).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: The volume's name.
+      type: str
+    pool:
+      description: The pool's name.
+      type: str
+    path:
+      description: The volume's path on the libvirt host.
+      type: str
+    key:
+      description: libvirt's key of the volume.
+      type: str
+    format:
+      description: The volume's format.
+      type: str
+    capacity:
+      description: The virtual size in bytes.
+      type: int
+    allocation:
+      description: The bytes allocated on disk.
+      type: int
+    physical:
+      description: The size of the file in bytes.
+      type: int
+    backing_store:
+      description: The backing store (C(path), C(format)), or null.
+      type: dict
+    source:
+      description: The import source recorded for the volume, or null.
+      type: str
+    source_checksum:
+      description: The recorded checksum of the import source (C(algorithm:hex)), or null.
+      type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Connection, run_module
+from ansible_collections.virtkit.guests.plugins.module_utils._storage.volume import ARGUMENT_SPEC, VolumeManager
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+
+    def body():
+        with Connection(module.params['uri']) as conn:
+            result = VolumeManager(conn).run(module.params, check_mode=module.check_mode)
+        for warning in result.pop('warnings', []):
+            module.warn(warning)
+        return result
+
+    run_module(module, body)
+
+
+if __name__ == '__main__':
+    main()
