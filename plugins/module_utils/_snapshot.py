@@ -1,0 +1,290 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""libvirt domain snapshots: XML, plan with pure code, execute the same plan, facts.
+
+A revert is recorded in the guest's metadata (``<vksnap:reverted name=.../>`` in our own
+namespace): a rerun is not changed while that snapshot is still the current one and the
+record names it. Creating another snapshot makes that one current, so a later revert to
+the first runs again.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
+from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import error_code, explain, libvirt
+from ansible_collections.virtkit.guests.plugins.module_utils._resource import Plan
+from ansible_collections.virtkit.guests.plugins.module_utils._xml import Editor, parse, to_string
+
+try:
+    from lxml import etree
+except ImportError:  # pragma: no cover - reported by the module
+    etree = None
+
+MARK_NS = 'https://virtkit.dev/xmlns/snapshot/1'
+MARK_PREFIX = 'vksnap'
+
+ARGUMENT_SPEC = {
+    'domain': {'type': 'str', 'required': True},
+    'name': {'type': 'str', 'required': True},
+    'state': {'type': 'str', 'choices': ['present', 'absent', 'reverted'], 'default': 'present'},
+    'description': {'type': 'str'},
+    'disk_only': {'type': 'bool', 'default': False},
+    'force_revert': {'type': 'bool', 'default': False},
+    'revert_state': {'type': 'str', 'choices': ['snapshot', 'running', 'paused']},
+}
+
+
+def _flag(name):
+    return getattr(libvirt, name, 0) if libvirt is not None else 0
+
+
+class SnapshotSpec:
+    def __init__(self, params):
+        self.domain = params['domain']
+        self.name = params['name']
+        self.state = params['state']
+        self.description = params.get('description')
+        self.disk_only = bool(params.get('disk_only'))
+        self.force_revert = bool(params.get('force_revert'))
+        self.revert_state = params.get('revert_state') or 'snapshot'
+        if not self.name or '/' in self.name:
+            raise VirtkitError('%s: snapshot name %r is empty or contains "/"' % (self.domain, self.name))
+        if self.state != 'present' and (self.disk_only or self.description is not None):
+            raise VirtkitError('%s: description and disk_only apply to state=present only' % self.domain)
+        if self.state != 'reverted' and (self.force_revert or params.get('revert_state')):
+            raise VirtkitError('%s: force_revert and revert_state apply to state=reverted only' % self.domain)
+
+
+def validate(params):
+    return SnapshotSpec(params)
+
+
+def snapshot_xml(spec):
+    """The ``<domainsnapshot>`` a new snapshot is created from."""
+    root = etree.Element('domainsnapshot')
+    etree.SubElement(root, 'name').text = spec.name
+    if spec.description is not None:
+        etree.SubElement(root, 'description').text = spec.description
+    if spec.disk_only:
+        etree.SubElement(root, 'memory').set('snapshot', 'no')
+    return root
+
+
+def snapshot_facts(xml, current=False):
+    """Facts of one snapshot from its XML (``getXMLDesc``)."""
+    root = parse(xml, 'snapshot XML')
+    memory = root.find('memory')
+    disks = []
+    for disk in root.findall('disks/disk'):
+        source = disk.find('source')
+        disks.append({'target': disk.get('name'), 'snapshot': disk.get('snapshot'),
+                      'file': source.get('file') if source is not None else None})
+    creation = root.findtext('creationTime')
+    return {
+        'name': root.findtext('name'),
+        'description': root.findtext('description'),
+        'state': root.findtext('state'),
+        'parent': root.findtext('parent/name'),
+        'creation_time': int(creation) if creation else None,
+        'memory': memory.get('snapshot') if memory is not None else None,
+        'disks': disks,
+        'current': bool(current),
+    }
+
+
+class Current:
+    """The guest and the named snapshot as read now."""
+
+    def __init__(self, domain_exists=False, snapshot=None, current_name=None, reverted_to=None,
+                 domain_state=None):
+        self.domain_exists = domain_exists
+        self.snapshot = snapshot          # facts dict or None
+        self.current_name = current_name  # the domain's current snapshot
+        self.reverted_to = reverted_to    # our metadata record of the last revert
+        self.domain_state = domain_state
+
+
+def _view(spec, current):
+    snap = current.snapshot
+    if snap is None:
+        return {'snapshot': 'absent'}
+    view = {'snapshot': 'present', 'description': snap.get('description'),
+            'current': current.current_name == spec.name}
+    if spec.state == 'reverted':
+        view['reverted_to'] = current.reverted_to or '(none)'
+    return view
+
+
+def build_plan(spec, current):
+    """Pure: (spec, current) -> Plan. Check mode returns it; a real run executes it."""
+    if not current.domain_exists:
+        if spec.state == 'absent':
+            plan = Plan('%s/%s' % (spec.domain, spec.name))
+            plan.before = plan.after = {'snapshot': 'absent'}
+            return plan
+        raise VirtkitError('%s: the guest does not exist (snapshot %s)' % (spec.domain, spec.name))
+    plan = Plan('%s/%s' % (spec.domain, spec.name))
+    plan.before = _view(spec, current)
+    after = dict(plan.before)
+    snap = current.snapshot
+    if spec.state == 'absent':
+        if snap is not None:
+            plan.add('delete', 'delete snapshot %s of %s' % (spec.name, spec.domain))
+            after = {'snapshot': 'absent'}
+    elif spec.state == 'present':
+        if snap is None:
+            if spec.disk_only:
+                kind = 'disk-only (external overlays)'
+            elif current.domain_state in ('running', 'paused'):
+                kind = 'with memory'
+            else:
+                kind = 'of the disks'
+            plan.add('create', 'create snapshot %s of %s %s' % (spec.name, spec.domain, kind))
+            after = {'snapshot': 'present', 'description': spec.description, 'current': True}
+        elif spec.description is not None and snap.get('description') != spec.description:
+            plan.add('set_description', 'set the description of snapshot %s' % spec.name,
+                     description=spec.description)
+            after['description'] = spec.description
+    else:  # reverted
+        if snap is None:
+            raise VirtkitError('%s: cannot revert to snapshot %s: it does not exist' % (spec.domain, spec.name))
+        at_it = current.current_name == spec.name and current.reverted_to == spec.name
+        if spec.force_revert or not at_it:
+            plan.add('revert', 'revert %s to snapshot %s' % (spec.domain, spec.name))
+            after.update({'current': True, 'reverted_to': spec.name})
+    plan.after = after
+    return plan
+
+
+class SnapshotManager:
+    """Reads, plans and executes snapshot changes over one :class:`Connection`."""
+
+    def __init__(self, connection):
+        self.c = connection
+        self.dom = None
+
+    def _call(self, operation, func, *args):
+        return self.c.call(self.subject, operation, func, *args)
+
+    def _lookup_snapshot(self, name):
+        try:
+            return self.dom.snapshotLookupByName(name, 0)
+        except libvirt.libvirtError as err:
+            if error_code(err) == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+                return None
+            raise VirtkitError(explain(err, self.subject, 'snapshot lookup'))
+
+    def _current_name(self):
+        try:
+            if not self.dom.hasCurrentSnapshot(0):
+                return None
+            return self.dom.snapshotCurrent(0).getName()
+        except libvirt.libvirtError as err:
+            if error_code(err) == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+                return None
+            raise VirtkitError(explain(err, self.subject, 'read the current snapshot'))
+
+    def _reverted_to(self):
+        try:
+            text = self.dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, MARK_NS,
+                                     _flag('VIR_DOMAIN_AFFECT_CONFIG'))
+        except libvirt.libvirtError as err:
+            if error_code(err) == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+                return None
+            raise VirtkitError(explain(err, self.subject, 'read metadata'))
+        return parse(text, 'snapshot metadata').get('name')
+
+    def read(self, domain, name):
+        self.subject = domain
+        self.dom = self.c.domain(domain)
+        if self.dom is None:
+            return Current(False)
+        state = self._call('read state', self.dom.state)[0]
+        state_name = {libvirt.VIR_DOMAIN_RUNNING: 'running', libvirt.VIR_DOMAIN_PAUSED: 'paused'}.get(state, 'shutoff')
+        current_name = self._current_name()
+        snap = self._lookup_snapshot(name)
+        facts = None
+        if snap is not None:
+            facts = snapshot_facts(self._call('read snapshot %s' % name, snap.getXMLDesc, 0),
+                                   current_name == name)
+        return Current(True, facts, current_name, self._reverted_to(), state_name)
+
+    def run(self, params, check_mode=False):
+        spec = validate(params)
+        current = self.read(spec.domain, spec.name)
+        plan = build_plan(spec, current)
+        result = {'changed': plan.changed, 'actions': plan.describe(), 'diff': plan.diff()}
+        if not check_mode:
+            self.spec = spec
+            for action in plan.actions:
+                getattr(self, '_op_' + action.op)(**action.params)
+            if plan.changed:
+                current = self.read(spec.domain, spec.name)
+                self.confirm(spec, current)
+        # In check mode: the snapshot as it is now (empty when it does not exist yet).
+        result['snapshot'] = current.snapshot or {}
+        return result
+
+    def confirm(self, spec, current):
+        snap = current.snapshot
+        if spec.state == 'absent' and snap is not None:
+            raise VirtkitError('%s: snapshot %s is still there after delete' % (spec.domain, spec.name))
+        if spec.state == 'present' and (snap is None or (spec.description is not None and
+                                                         snap.get('description') != spec.description)):
+            raise VirtkitError('%s: snapshot %s was not created as asked' % (spec.domain, spec.name))
+
+    # ------------------------------------------------------------ operations
+
+    def _op_create(self):
+        xml = to_string(snapshot_xml(self.spec))
+        flags = _flag('VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY') if self.spec.disk_only else 0
+        if self.spec.disk_only and self.dom.isActive():
+            flags |= _flag('VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC')
+        self._call('create snapshot %s' % self.spec.name, self.dom.snapshotCreateXML, xml, flags)
+
+    def _op_set_description(self, description):
+        snap = self._lookup_snapshot(self.spec.name)
+        root = parse(self._call('read snapshot', snap.getXMLDesc, _flag('VIR_DOMAIN_SNAPSHOT_XML_SECURE')))
+        ed = Editor(root)
+        el = ed.child(root, 'description', 'description')
+        ed.text(el, description, 'description')
+        flags = _flag('VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE')
+        if self._current_name() == self.spec.name:
+            flags |= _flag('VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT')
+        self._call('redefine snapshot %s' % self.spec.name, self.dom.snapshotCreateXML, to_string(root), flags)
+
+    def _op_delete(self):
+        snap = self._lookup_snapshot(self.spec.name)
+        if snap is not None:
+            self._call('delete snapshot %s' % self.spec.name, snap.delete, 0)
+
+    def _op_revert(self):
+        snap = self._lookup_snapshot(self.spec.name)
+        flags = {'running': _flag('VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING'),
+                 'paused': _flag('VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED')}.get(self.spec.revert_state, 0)
+        self._call('revert to snapshot %s' % self.spec.name, self.dom.revertToSnapshot, snap, flags)
+        root = etree.Element('reverted')
+        root.set('name', self.spec.name)
+        affect = _flag('VIR_DOMAIN_AFFECT_CONFIG')
+        if self.dom.isActive():
+            affect |= _flag('VIR_DOMAIN_AFFECT_LIVE')
+        self._call('record the revert in metadata', self.dom.setMetadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                   to_string(root), MARK_PREFIX, MARK_NS, affect)
+
+    # ------------------------------------------------------------ info
+
+    def list(self, domain, name=None):
+        self.subject = domain
+        self.dom = self.c.domain(domain)
+        if self.dom is None:
+            raise VirtkitError('%s: the guest does not exist' % domain)
+        current_name = self._current_name()
+        if name is not None:
+            snaps = [s for s in [self._lookup_snapshot(name)] if s is not None]
+        else:
+            snaps = self._call('list snapshots', self.dom.listAllSnapshots, 0)
+        facts = [snapshot_facts(self._call('read snapshot', s.getXMLDesc, 0), s.getName() == current_name)
+                 for s in snaps]
+        facts.sort(key=lambda f: (f['creation_time'] or 0, f['name']))
+        return {'snapshots': facts, 'current': current_name}
