@@ -16,7 +16,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export VIRTKIT_IMAGE_DIR := $(IMAGE_DIR)
 export ANSIBLE_PYTHON_INTERPRETER ?= $(VENV)/bin/python
 
-.PHONY: help setup services image demo demo-clean test sanity lint unit integration benchmark testroot clean
+.PHONY: help setup services image debian-image demo demo-clean test sanity lint unit integration benchmark testroot clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -29,6 +29,10 @@ services:
 
 image: setup
 	@tests/images/build-tiny-image.sh "$(IMAGE_DIR)"
+
+# The Debian 12 cloud-init guest (debootstrap, about 2 minutes once; cached).
+debian-image: setup
+	@tests/images/build-debian-image.sh "$(IMAGE_DIR)"
 
 demo: image
 	ansible-playbook -i localhost, -c local playbooks/demo.yml
@@ -65,7 +69,7 @@ lint: setup
 unit: setup
 	cd $(ROOT) && $(PY) -m pytest -p no:cacheprovider -q tests/unit
 
-integration: image testroot
+integration: image debian-image testroot
 	cd $(TESTROOT) && ansible-test integration --python 3.11 --local --allow-destructive --allow-root --color no $(INTEGRATION_TARGETS)
 
 benchmark: image

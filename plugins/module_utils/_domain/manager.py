@@ -177,7 +177,8 @@ class DomainManager:
             return result
         if plan.changed:
             self.confirm(spec)
-        result['domain'] = self.facts(name, wait=spec if spec.wait_for_ip else None)
+            current = None  # re-read below: the run changed the guest
+        result['domain'] = self.facts(name, current=current, wait=spec if spec.wait_for_ip else None)
         return result
 
     def execute(self, plan, spec, current):
