@@ -153,3 +153,18 @@ def run_module(module, body):
     """:func:`_resource.run_module` after checking that libvirt-python is importable."""
     require_libvirt(module)
     _resource.run_module(module, body)
+
+
+def run_manager(module, manager_class):
+    """The whole body of a libvirt state module: one connection, ``manager.run()``.
+
+    A ``warnings`` list in the manager's result becomes Ansible warnings.
+    """
+    def body():
+        with Connection(module.params['uri']) as conn:
+            result = manager_class(conn).run(module.params, check_mode=module.check_mode)
+        for warning in result.pop('warnings', []):
+            module.warn(warning)
+        return result
+
+    run_module(module, body)

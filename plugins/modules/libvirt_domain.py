@@ -538,7 +538,7 @@ domain:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Connection, run_module
+from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import run_manager
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.manager import DomainManager
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.spec import ARGUMENT_SPEC
 
@@ -546,11 +546,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._domain.spec import
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
 
-    def body():
-        with Connection(module.params['uri']) as conn:
-            return DomainManager(conn).run(module.params, check_mode=module.check_mode)
-
-    run_module(module, body)
+    run_manager(module, DomainManager)
 
 
 if __name__ == '__main__':

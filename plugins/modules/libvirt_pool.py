@@ -227,18 +227,14 @@ pool:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Connection, run_module
+from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import run_manager
 from ansible_collections.virtkit.guests.plugins.module_utils._storage.pool import ARGUMENT_SPEC, PoolManager
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
 
-    def body():
-        with Connection(module.params['uri']) as conn:
-            return PoolManager(conn).run(module.params, check_mode=module.check_mode)
-
-    run_module(module, body)
+    run_manager(module, PoolManager)
 
 
 if __name__ == '__main__':

@@ -134,18 +134,14 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import LIBVIRT_ARGS, Connection, run_module
+from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import LIBVIRT_ARGS, run_manager
 from ansible_collections.virtkit.guests.plugins.module_utils._snapshot import ARGUMENT_SPEC, SnapshotManager
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(LIBVIRT_ARGS, **ARGUMENT_SPEC), supports_check_mode=True)
 
-    def body():
-        with Connection(module.params['uri']) as conn:
-            return SnapshotManager(conn).run(module.params, check_mode=module.check_mode)
-
-    run_module(module, body)
+    run_manager(module, SnapshotManager)
 
 
 if __name__ == '__main__':

@@ -234,21 +234,14 @@ volume:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Connection, run_module
+from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import run_manager
 from ansible_collections.virtkit.guests.plugins.module_utils._storage.volume import ARGUMENT_SPEC, VolumeManager
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
 
-    def body():
-        with Connection(module.params['uri']) as conn:
-            result = VolumeManager(conn).run(module.params, check_mode=module.check_mode)
-        for warning in result.pop('warnings', []):
-            module.warn(warning)
-        return result
-
-    run_module(module, body)
+    run_manager(module, VolumeManager)
 
 
 if __name__ == '__main__':
