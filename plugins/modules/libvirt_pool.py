@@ -173,56 +173,9 @@ pending_restart_fields:
   type: list
   elements: str
 pool:
-  description: The pool after the run (empty when absent, or new in check mode).
+  description: The pool after the run (empty when absent, or new in check mode). The keys of RV(virtkit.guests.libvirt_pool_info#module:pools).
   returned: always
   type: dict
-  contains:
-    name:
-      description: The pool's name.
-      type: str
-    uuid:
-      description: The pool's UUID.
-      type: str
-    type:
-      description: The pool type.
-      type: str
-    state:
-      description: V(running) or V(stopped).
-      type: str
-    autostart:
-      description: Whether libvirtd starts the pool.
-      type: bool
-    persistent:
-      description: Whether the pool is defined (not transient).
-      type: bool
-    path:
-      description: The target path.
-      type: str
-    mode:
-      description: The target directory's mode (octal string).
-      type: str
-    owner:
-      description: The target directory's owner (uid).
-      type: str
-    group:
-      description: The target directory's group (gid).
-      type: str
-    source:
-      description: The source (C(devices), C(name), C(host), C(dir), C(format)); empty for dir pools.
-      type: dict
-    capacity:
-      description: Capacity in bytes (0 while stopped).
-      type: int
-    allocation:
-      description: Allocation in bytes.
-      type: int
-    available:
-      description: Free space in bytes.
-      type: int
-    volumes:
-      description: The names of the pool's volumes (empty while stopped).
-      type: list
-      elements: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule

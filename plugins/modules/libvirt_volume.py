@@ -193,43 +193,9 @@ actions:
   type: list
   elements: dict
 volume:
-  description: The volume after the run (empty when absent, or new in check mode).
+  description: The volume after the run (empty when absent, or new in check mode). The keys of RV(virtkit.guests.libvirt_volume_info#module:volumes).
   returned: always
   type: dict
-  contains:
-    name:
-      description: The volume's name.
-      type: str
-    pool:
-      description: The pool's name.
-      type: str
-    path:
-      description: The volume's path on the libvirt host.
-      type: str
-    key:
-      description: libvirt's key of the volume.
-      type: str
-    format:
-      description: The volume's format.
-      type: str
-    capacity:
-      description: The virtual size in bytes.
-      type: int
-    allocation:
-      description: The bytes allocated on disk.
-      type: int
-    physical:
-      description: The size of the file in bytes.
-      type: int
-    backing_store:
-      description: The backing store (C(path), C(format)), or null.
-      type: dict
-    source:
-      description: The import source recorded for the volume, or null.
-      type: str
-    source_checksum:
-      description: The recorded checksum of the import source (C(algorithm:hex)), or null.
-      type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
