@@ -50,9 +50,11 @@ class AddressReader:
         net = self.conn.network(network)
         if net is None or not net.isActive():
             return []
-        if network not in self._lease_time:
-            self._lease_time[network] = lease_seconds(net.XMLDesc(0))
-        duration = self._lease_time[network]
+        duration = None
+        if since is not None:  # the lease time only matters for dropping stale leases
+            if network not in self._lease_time:
+                self._lease_time[network] = lease_seconds(net.XMLDesc(0))
+            duration = self._lease_time[network]
         result = []
         try:
             leases = net.DHCPLeases(mac)
