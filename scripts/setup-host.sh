@@ -182,8 +182,12 @@ services() {
     virsh -q -c qemu:///system net-start default >/dev/null
   fi
   virsh -q -c qemu:///system net-autostart default >/dev/null 2>&1 || true
-  if ! ip link show lxcbr0 >/dev/null 2>&1 && [ -x /usr/libexec/lxc/lxc-net ]; then
-    log "starting LXC's bridge (lxc-net)"
+  # The bridge and lxc-net's marker outlive its dnsmasq when the processes of an earlier
+  # session are ended: judge lxc-net by its dnsmasq, and clear the stale marker and pid
+  # file (never kill by a pid that may have been reused) before starting it again.
+  if [ -x /usr/libexec/lxc/lxc-net ] && ! pgrep -F /run/lxc/dnsmasq.pid -x dnsmasq >/dev/null 2>&1; then
+    log "starting LXC's bridge and its DHCP server (lxc-net)"
+    rm -f /run/lxc/network_up /run/lxc/dnsmasq.pid
     /usr/libexec/lxc/lxc-net start
   fi
 }

@@ -72,6 +72,20 @@ grep -qx 'root:100000:65536' /etc/subgid
 [ -d /var/cache/lxc ]
 run rerun changed=0 "$@"
 run check_rerun changed=0 --check "$@"
+# lxc-net's dnsmasq dies (as when the processes of an earlier session are ended): the
+# bridge and lxc-net's marker stay, and the role must judge lxc-net by its dnsmasq.
+if [ ! -d /run/systemd/system ]; then
+  pid=$(cat /run/lxc/dnsmasq.pid)
+  [ "$(cat "/proc/$pid/comm")" = dnsmasq ] && grep -qa -- '--interface=lxcbr0' "/proc/$pid/cmdline" \
+    || { echo "pid $pid is not lxc-net's dnsmasq"; exit 1; }
+  kill "$pid"
+  for _ in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+  [ ! -d "/proc/$pid" ] || { echo "dnsmasq $pid did not stop"; exit 1; }
+  run dhcp_dead changed=1 "$@"
+  pgrep -F /run/lxc/dnsmasq.pid -x dnsmasq >/dev/null || { echo "lxc-net's dnsmasq was not started again"; exit 1; }
+  bridge_ok
+  run dhcp_back changed=0 "$@"
+fi
 # An extra default.conf key is added once, then left alone.
 run extra_key changed=1 -e '{"lxc_host_default_conf_extra": {"lxc.start.auto": "0"}}' "$@"
 grep -qx 'lxc.start.auto = 0' /etc/lxc/default.conf
