@@ -1,0 +1,341 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""FleetEngine against libvirt's embedded test driver (test:///default).
+
+KVM guests run through the real VolumeManager and DomainManager on the test driver
+(it has the pool ``default-pool`` and the network ``default``; it has no DHCP leases and
+no volume streams, so seeds, imports and address waits of KVM guests are covered by the
+integration target ``guest_fleet``). Containers use a small in-memory stand-in for
+ContainerManager: the engine's part (threads, the one wait, results) is what is tested
+here; ContainerManager itself has its own tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
+from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Connection, libvirt
+from ansible_collections.virtkit.guests.plugins.module_utils._wait import WaitTimeout, poll
+from ansible_collections.virtkit.guests.plugins.module_utils._fleet import spec
+from ansible_collections.virtkit.guests.plugins.module_utils._fleet.engine import FleetEngine
+
+pytestmark = pytest.mark.skipif(libvirt is None, reason='libvirt-python is not installed')
+
+URI = 'test:///default'
+POOL = 'default-pool'
+_counter = itertools.count()
+
+
+class FakeContainers:
+    """In-memory containers: ``ip_after`` = address polls before a started one has an address."""
+
+    def __init__(self, ip_after=0):
+        self.containers = {}
+        self.ip_after = ip_after
+        self.never_ip = set()
+        self.lock = threading.Lock()
+        self.started = []
+
+    def __call__(self):
+        return FakeContainerManager(self)
+
+
+class FakeContainerManager:
+    def __init__(self, world):
+        self.w = world
+        self.spec = None
+
+    def exists(self, name):
+        return name in self.w.containers
+
+    def read(self, name):
+        return self.w.containers.get(name)
+
+    def run(self, params, check_mode=False):
+        name, state = params['name'], params['state']
+        cur = self.w.containers.get(name)
+        actions = []
+        if state == 'absent':
+            if cur:
+                actions.append('destroy')
+        else:
+            if cur is None:
+                actions.append('create')
+            if state == 'started' and (cur is None or cur['state'] != 'running'):
+                actions.append('start')
+        if not check_mode:
+            self.spec = params
+            with self.w.lock:
+                for action in actions:
+                    if action == 'create':
+                        self.w.containers[name] = {'state': 'stopped', 'pid': None, 'polls': 0}
+                    elif action == 'start':
+                        self.w.containers[name].update(state='running', pid=1000 + len(self.w.started))
+                        self.w.started.append(name)
+                    else:
+                        del self.w.containers[name]
+        return {'changed': bool(actions), 'actions': [{'action': a, 'summary': '%s %s' % (a, name)} for a in actions],
+                'pending_restart': False, 'pending_restart_fields': [],
+                'diff': {'before': 'state: %s\n' % (cur or {}).get('state', 'absent'), 'after': 'state: %s\n' % state},
+                'container': self.facts(name, self.w.containers.get(name) if not check_mode else cur)}
+
+    def has_ip(self, name):
+        c = self.w.containers[name]
+        c['polls'] += 1
+        return name not in self.w.never_ip and c['polls'] > self.w.ip_after
+
+    def wait_for_ip(self, name, pid, interfaces, timeout):
+        try:
+            poll(lambda: self.has_ip(name), timeout, interval=0.01, max_interval=0.02)
+        except WaitTimeout:
+            raise VirtkitError('%s: wait_for_ip: no address within %ss (seen: none)' % (name, int(timeout)))
+
+    def facts(self, name, current, spec=None):
+        if not current:
+            return {}
+        ips = ['10.0.3.%d' % (current['pid'] % 250)] if current['state'] == 'running' and current['polls'] > \
+            self.w.ip_after and name not in self.w.never_ip else []
+        return {'name': name, 'state': current['state'], 'pid': current['pid'], 'ips': ips, 'ipv4': ips, 'ipv6': []}
+
+
+@pytest.fixture
+def keeper():
+    """An open connection keeps the test driver's state between engine runs; cleans up."""
+    conn = Connection(URI)
+    pool = conn.conn.storagePoolLookupByName(POOL)
+    tag = 'vkf%d-' % next(_counter)
+    base = pool.createXML("<volume><name>%sbase.qcow2</name><capacity>1048576</capacity>"
+                          "<target><format type='qcow2'/></target></volume>" % tag, 0)
+    conn.tag = tag
+    yield conn
+    for dom in conn.conn.listAllDomains(0):
+        if dom.name().startswith(tag):
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+    for vol in pool.listAllVolumes(0):
+        if vol.name().startswith(tag):
+            vol.delete(0)
+    del base
+    conn.close()
+
+
+class Connections:
+    """Counts the connections the engine opens (it must open exactly one per run)."""
+
+    def __init__(self):
+        self.opened = 0
+
+    def __call__(self, uri):
+        self.opened += 1
+        return Connection(uri)
+
+
+def params_of(guests, **options):
+    options.setdefault('uri', URI)
+    options.setdefault('pool', POOL)
+    options.setdefault('wait_timeout', 5)
+    result = ArgumentSpecValidator(spec.ARGUMENT_SPEC).validate(dict(options, guests=guests))
+    assert not result.error_messages, result.error_messages
+    return result.validated_parameters
+
+
+def run(params, check_mode=False, containers=None, connect=None):
+    plans, bases = spec.validate_fleet(params, layout=lambda: None)
+    engine = FleetEngine(params, check_mode=check_mode, connect=connect or Connections(),
+                         container_manager=containers or FakeContainers())
+    return engine.run(plans, bases)
+
+
+def fleet_of(tag, **extra):
+    kvm = {'image': {'name': tag + 'base.qcow2'}, 'memory': 128, 'wait_for_ip': False}
+    return params_of([
+        {'name': tag + 'k1', 'kind': 'kvm', 'groups': ['web'], 'host_vars': {'tier': 1}},
+        {'name': tag + 'k2', 'kind': 'kvm', 'disk_size': '2MiB', 'disks': [{'name': 'data', 'size': '1MiB'}]},
+        {'name': tag + 'c1', 'kind': 'lxc', 'host_vars': {'ansible_user': 'root'}},
+        {'name': tag + 'c2', 'kind': 'lxc', 'groups': ['cache']},
+    ], defaults={'kvm': kvm}, **extra)
+
+
+def test_check_apply_rerun_and_check_rerun(keeper):
+    tag = keeper.tag
+    params = fleet_of(tag, lxc_path='/srv/lxc')
+    world = FakeContainers(ip_after=2)
+    connections = Connections()
+
+    check = run(params, check_mode=True, containers=world, connect=connections)
+    assert check['changed'] is True
+    assert check['summary'] == {'created': 4, 'changed': 0, 'unchanged': 0, 'removed': 0, 'failed': 0}
+    assert keeper.domain(tag + 'k1') is None and world.containers == {}  # nothing done
+    assert [g['state'] for g in check['guests']] == ['absent'] * 4
+
+    applied = run(params, containers=world, connect=connections)
+    assert connections.opened == 2  # one connection per run
+    assert applied['failed_guests'] == [] and applied['errors'] == []
+    assert applied['summary'] == {'created': 4, 'changed': 0, 'unchanged': 0, 'removed': 0, 'failed': 0}
+    # check mode reported exactly what the real run did
+    assert [g['actions'] for g in check['guests']] == [g['actions'] for g in applied['guests']]
+    k1, k2, c1, c2 = applied['guests']
+    assert k1['actions'] == ['overlay %sk1.qcow2: create a qcow2 overlay on /default-pool/%sbase.qcow2' % (tag, tag),
+                             'domain: define %sk1' % tag, 'domain: start %sk1' % tag]
+    assert k2['actions'][1] == 'disk %sk2-data.qcow2: create a 1 MiB qcow2 volume' % tag
+    assert [g['name'] for g in applied['guests']] == [tag + n for n in ('k1', 'k2', 'c1', 'c2')]
+    assert [g['state'] for g in applied['guests']] == ['running'] * 4
+    assert [d['target'] for d in k2['domain']['disks']] == ['vda', 'vdb']
+    assert k1['groups'] == ['web'] and k1['ip'] is None
+    assert k1['host_vars'] == {'ansible_connection': 'ssh', 'tier': 1}
+    # the containers got their addresses in the wait phase
+    assert c1['ip'] and c1['addresses'] == [c1['ip']]
+    assert c1['host_vars'] == {'ansible_host': c1['ip'], 'ansible_connection': 'virtkit.guests.lxc',
+                               'ansible_lxc_name': tag + 'c1', 'ansible_lxc_path': '/srv/lxc',
+                               'ansible_user': 'root'}
+    assert c2['groups'] == ['cache'] and c2['container']['state'] == 'running'
+    # only the guests that were waited for have an address time
+    assert sorted(applied['timings']['addresses']) == [tag + 'c1', tag + 'c2']
+    assert '[%sk1] domain' % tag in applied['diff']['after']
+    assert applied['images'] == [{'name': tag + 'base.qcow2', 'pool': POOL, 'changed': False, 'actions': [],
+                                  'guests': [tag + 'k1', tag + 'k2']}]
+
+    rerun = run(params, containers=world)
+    assert rerun['changed'] is False
+    assert rerun['summary'] == {'created': 0, 'changed': 0, 'unchanged': 4, 'removed': 0, 'failed': 0}
+    assert all(g['actions'] == [] for g in rerun['guests'])
+    assert rerun['diff']['before'] == rerun['diff']['after'] == ''
+    assert run(params, check_mode=True, containers=world)['changed'] is False
+
+
+def test_a_settings_change_is_applied_and_reported_per_guest(keeper):
+    tag = keeper.tag
+    params = fleet_of(tag)
+    world = FakeContainers()
+    run(params, containers=world)
+    params['guests'][0]['memory'] = 100
+    params['guests'][0]['description'] = 'changed'
+    check = run(params, check_mode=True, containers=world)
+    assert check['summary']['changed'] == 1 and check['summary']['unchanged'] == 3
+    result = run(params, containers=world)
+    assert result['guests'][0]['changed'] is True
+    assert result['guests'][0]['domain']['memory_mib'] == 100
+    assert [g['changed'] for g in result['guests'][1:]] == [False] * 3
+    assert run(params, containers=world)['changed'] is False
+
+
+def test_check_mode_reports_a_guest_on_volumes_it_would_create_first(keeper):
+    """The single module refuses a disk on a missing volume; the fleet plans it first."""
+    tag = keeper.tag
+    image = {'url': 'https://example.org/%snew.qcow2' % tag, 'checksum': 'sha256:' + 'a' * 64}
+    params = params_of([{'name': tag + 'n1', 'kind': 'kvm', 'image': image, 'wait_for_ip': False,
+                         'disks': [{'name': 'data', 'size': 1}]}])
+    result = run(params, check_mode=True)
+    assert result['failed_guests'] == []
+    assert result['images'][0]['actions'] == ['import %s (sha256:%s) into the volume' % (image['url'], 'a' * 64)]
+    assert result['guests'][0]['actions'] == [
+        'overlay %sn1.qcow2: create a qcow2 overlay on default-pool/%snew.qcow2 (after its import)' % (tag, tag),
+        'disk %sn1-data.qcow2: create a 1 GiB qcow2 volume' % tag,
+        'domain: define %sn1' % tag, 'domain: start %sn1' % tag]
+    assert keeper.domain(tag + 'n1') is None
+
+
+def test_one_failing_guest_does_not_stop_the_others(keeper):
+    tag = keeper.tag
+    params = params_of([
+        {'name': tag + 'bad', 'kind': 'kvm', 'networks': [{'network': 'nonet'}]},
+        {'name': tag + 'good', 'kind': 'kvm', 'wait_for_ip': False},
+        {'name': tag + 'quiet', 'kind': 'lxc'},
+        {'name': tag + 'fine', 'kind': 'lxc'},
+    ], wait_timeout=1)
+    world = FakeContainers()
+    world.never_ip.add(tag + 'quiet')
+    result = run(params, containers=world)
+    assert result['failed_guests'] == [tag + 'bad', tag + 'quiet']
+    assert result['errors'][0] == ('guests[0] (%sbad): network nonet does not exist (define it first, for example '
+                                   'with virtkit.guests.libvirt_network)' % tag)
+    assert result['errors'][1].startswith('guests[2] (%squiet): wait_for_ip: no address within' % tag)
+    assert len(result['errors']) == 2
+    assert result['summary'] == {'created': 2, 'changed': 0, 'unchanged': 0, 'removed': 0, 'failed': 2}
+    bad, good, quiet, fine = result['guests']
+    assert bad['failed'] and bad['error'].startswith('network nonet does not exist')
+    assert good['state'] == 'running' and not good['failed'] and 'error' not in good
+    assert quiet['state'] == 'running' and quiet['ip'] is None
+    assert fine['ip']
+
+
+def test_a_missing_base_volume_fails_its_guests_only(keeper):
+    tag = keeper.tag
+    params = params_of([{'name': tag + 'a', 'kind': 'kvm', 'image': {'name': tag + 'nope.qcow2'}},
+                        {'name': tag + 'b', 'kind': 'lxc'}])
+    result = run(params)
+    assert result['errors'] == ['guests[0] (%sa): image %snope.qcow2: the base volume %snope.qcow2 does not exist in '
+                                'pool default-pool (give image.url or image.path to import it)' % (tag, tag, tag)]
+    assert result['guests'][1]['state'] == 'running'
+
+
+def test_absent_with_remove_storage_keeps_the_base(keeper):
+    tag = keeper.tag
+    params = fleet_of(tag)
+    world = FakeContainers()
+    run(params, containers=world)
+    pool = keeper.conn.storagePoolLookupByName(POOL)
+
+    def volumes():
+        return sorted(v for v in pool.listVolumes() if v.startswith(tag))
+
+    assert volumes() == [tag + n for n in ('base.qcow2', 'k1.qcow2', 'k2-data.qcow2', 'k2.qcow2')]
+    for guest in params['guests']:
+        guest['state'] = 'absent'
+    params['guests'][1]['remove_storage'] = True
+    check = run(params, check_mode=True, containers=world)
+    assert check['summary']['removed'] == 4
+    assert volumes() == [tag + n for n in ('base.qcow2', 'k1.qcow2', 'k2-data.qcow2', 'k2.qcow2')]
+    result = run(params, containers=world)
+    assert result['summary'] == {'created': 0, 'changed': 0, 'unchanged': 0, 'removed': 4, 'failed': 0}
+    assert result['guests'][1]['actions'][-2:] == [
+        'volume %sk2.qcow2: delete the volume /default-pool/%sk2.qcow2' % (tag, tag),
+        'volume %sk2-data.qcow2: delete the volume /default-pool/%sk2-data.qcow2' % (tag, tag)]
+    # k1 keeps its overlay (no remove_storage); k2's are gone; the base stays
+    assert volumes() == [tag + 'base.qcow2', tag + 'k1.qcow2']
+    assert [g['state'] for g in result['guests']] == ['absent'] * 4
+    assert world.containers == {}
+    again = run(params, containers=world)
+    assert again['changed'] is False and again['summary']['unchanged'] == 4
+
+
+def test_only_touches_the_named_guests(keeper):
+    tag = keeper.tag
+    params = fleet_of(tag, only=[tag + 'k2', tag + 'c1'])
+    world = FakeContainers()
+    result = run(params, containers=world)
+    assert [g['name'] for g in result['guests']] == [tag + 'k2', tag + 'c1']
+    assert keeper.domain(tag + 'k1') is None and keeper.domain(tag + 'k2') is not None
+    assert sorted(world.containers) == [tag + 'c1']
+
+
+def test_parallel_one_still_converges_everything(keeper):
+    tag = keeper.tag
+    result = run(fleet_of(tag, parallel=1))
+    assert result['summary']['created'] == 4
+
+
+def test_a_fleet_of_containers_only_opens_no_libvirt_connection():
+    def refuse(uri):
+        raise AssertionError('no libvirt connection is needed for containers')
+
+    params = params_of([{'name': 'only-lxc', 'kind': 'lxc'}], uri='qemu:///nowhere')
+    result = run(params, connect=refuse)
+    assert result['guests'][0]['state'] == 'running'
+
+
+def test_an_unreachable_libvirt_is_one_error_for_the_whole_run():
+    def broken(uri):
+        raise VirtkitError('%s: connect failed: libvirtd is not running' % uri)
+
+    params = params_of([{'name': 'x', 'kind': 'kvm'}], uri='qemu:///nowhere')
+    with pytest.raises(VirtkitError, match='connect failed'):
+        run(params, connect=broken)
