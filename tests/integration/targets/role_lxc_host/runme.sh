@@ -76,8 +76,9 @@ run check_rerun changed=0 --check "$@"
 # bridge and lxc-net's marker stay, and the role must judge lxc-net by its dnsmasq.
 if [ ! -d /run/systemd/system ]; then
   pid=$(cat /run/lxc/dnsmasq.pid)
-  [ "$(cat "/proc/$pid/comm")" = dnsmasq ] && grep -qa -- '--interface=lxcbr0' "/proc/$pid/cmdline" \
-    || { echo "pid $pid is not lxc-net's dnsmasq"; exit 1; }
+  if [ "$(cat "/proc/$pid/comm")" != dnsmasq ] || ! grep -qa -- '--interface=lxcbr0' "/proc/$pid/cmdline"; then
+    echo "pid $pid is not lxc-net's dnsmasq"; exit 1
+  fi
   kill "$pid"
   for _ in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
   [ ! -d "/proc/$pid" ] || { echo "dnsmasq $pid did not stop"; exit 1; }
