@@ -34,7 +34,9 @@ image: setup
 debian-image: setup
 	@tests/images/build-debian-image.sh "$(IMAGE_DIR)"
 
-demo: image
+# The demo: a Debian KVM guest (the cloud-init image) and two LXC containers, provisioned with
+# the guests role and configured through their connections; demo-clean removes every vk-demo-*.
+demo: debian-image
 	ansible-playbook -i localhost, -c local playbooks/demo.yml
 
 demo-clean: setup

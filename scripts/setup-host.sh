@@ -15,7 +15,7 @@ PYTHON=${PYTHON:-python3}
 APT_PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-daemon-driver-lxc
   libvirt-clients libvirt-dev pkg-config gcc qemu-system-x86 qemu-utils
-  lxc lxc-templates busybox-static cpio genisoimage libxml2-utils
+  lxc lxc-templates distro-info busybox-static cpio genisoimage libxml2-utils
   dnsmasq-base iptables debootstrap rsync git openssh-server openssh-client
   shellcheck python3 python3-venv xz-utils gzip
 )
