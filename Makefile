@@ -1,5 +1,5 @@
 # virtkit.guests: one-command set-up, demo and tests on a Debian 12 host (as root).
-#   make demo   - install what is missing, start the daemons, boot a small guest
+#   make demo   - install what is missing, then provision a Debian VM and two LXC containers with the guests role and show VM vs containers
 #   make test   - sanity + unit + integration (what CI runs through .ci/run)
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))

@@ -185,11 +185,9 @@ EXAMPLES = r'''
         kind: lxc
   register: fleet
 
+# add_host takes the host variables as its own arguments: one dict with name and groups.
 - name: Add the running guests to the inventory
-  ansible.builtin.add_host:
-    name: "{{ item.name }}"
-    groups: "{{ item.groups + [item.kind] }}"
-    host_vars: "{{ item.host_vars }}"
+  ansible.builtin.add_host: "{{ item.host_vars | combine({'name': item.name, 'groups': item.groups + [item.kind]}) }}"
   loop: "{{ fleet.guests | selectattr('ip') | list }}"
   loop_control:
     label: "{{ item.name }}"
