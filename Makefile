@@ -1,6 +1,6 @@
 # virtkit.guests: one-command set-up, demo and tests on a Debian 12 host (as root).
 #   make demo   - install what is missing, then provision a Debian VM and two LXC containers with the guests role and show VM vs containers
-#   make test   - sanity + unit + integration (what CI runs through .ci/run)
+#   make test   - sanity + unit + integration + molecule (what CI runs through .ci/run)
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 VENV ?= $(ROOT)/.venv
@@ -16,7 +16,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export VIRTKIT_IMAGE_DIR := $(IMAGE_DIR)
 export ANSIBLE_PYTHON_INTERPRETER ?= $(VENV)/bin/python
 
-.PHONY: help setup services image debian-image demo demo-clean test sanity lint unit integration benchmark testroot clean
+.PHONY: help setup services image debian-image demo demo-clean test sanity lint unit integration molecule benchmark testroot clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -59,6 +59,7 @@ test: setup
 	$(MAKE) sanity
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) molecule
 	@echo "make test: all suites passed"
 
 sanity: setup testroot
@@ -73,6 +74,12 @@ unit: setup
 
 integration: image debian-image testroot
 	cd $(TESTROOT) && ansible-test integration --python 3.11 --local --allow-destructive --allow-root --color no $(INTEGRATION_TARGETS)
+
+MOLECULE_SCENARIOS ?=
+
+# molecule scenarios of the roles + the infra-repo example (add infra-repo-kvm for the VM variant).
+molecule: image
+	extensions/molecule/run.sh $(MOLECULE_SCENARIOS)
 
 benchmark: image
 	$(PY) benchmarks/run.py
