@@ -440,6 +440,10 @@ def _kvm(plan, entry, fleet):
     for key in ('memory', 'vcpus', 'virt_type', 'firmware', 'boot', 'metadata', 'description', 'autostart'):
         if entry.get(key) is not None:
             params[key] = entry[key]
+    if plan.groups:
+        # Stored on the guest (metadata key groups, which guest_inventory reads), so later
+        # runs and other tools see the same groups as this run's add_host.
+        params['metadata'] = dict({'groups': plan.groups}, **(params.get('metadata') or {}))
     params.update(extra)
     plan.domain = checked(domain_spec.ARGUMENT_SPEC, params)
     domain_spec.validate(deepcopy(plan.domain))
@@ -474,6 +478,8 @@ def _lxc(plan, entry, fleet, layout):
                 'config', 'unprivileged', 'backing_store'):
         if entry.get(key) is not None:
             params[key] = entry[key]
+    if plan.groups:
+        params['groups'] = plan.groups  # lxc.group: guest_inventory reads it
     params.update(extra)
     plan.container = checked(lxc_spec.ARGUMENT_SPEC, params)
     needs_layout = bool(plan.container.get('limits')) and plan.state != 'absent'

@@ -211,6 +211,24 @@ def test_lxc_guest_becomes_lxc_container_params():
     assert plans[0].wait_for_ip is True
 
 
+def test_groups_are_stored_on_the_guest_where_guest_inventory_reads_them():
+    plans = guest_plans([
+        {'name': 'v1', 'kind': 'kvm', 'image': {'name': 'base.qcow2'}, 'groups': ['web', 'eu'],
+         'metadata': {'owner': 'ops'}},
+        {'name': 'v2', 'kind': 'kvm', 'image': {'name': 'base.qcow2'}, 'groups': ['web'],
+         'metadata': {'groups': ['mine']}},
+        {'name': 'v3', 'kind': 'kvm', 'image': {'name': 'base.qcow2'}},
+        {'name': 'c1', 'kind': 'lxc', 'groups': ['cache']},
+        {'name': 'c2', 'kind': 'lxc'},
+    ])
+    by = {p.name: p for p in plans}
+    assert by['v1'].domain['metadata'] == {'groups': ['web', 'eu'], 'owner': 'ops'}
+    assert by['v2'].domain['metadata'] == {'groups': ['mine']}  # the user's own metadata wins
+    assert by['v3'].domain.get('metadata') is None  # nothing set: the guest's metadata is left alone
+    assert by['c1'].container['groups'] == ['cache']
+    assert by['c2'].container.get('groups') is None
+
+
 # ------------------------------------------------------------------ errors
 
 def test_every_bad_guest_gets_one_line_and_good_ones_none():
