@@ -12,6 +12,9 @@
 # image (tests/images/build-tiny-image.sh), molecule in the venv (requirements-dev.txt).
 # The collection is found through ANSIBLE_COLLECTIONS_PATH (default .build/collections, which
 # scripts/setup-host.sh links to this tree); Galaxy is never contacted.
+# Each `molecule test` first looks for an optional `default` scenario (for shared state) and
+# logs "CRITICAL '.../default/molecule.yml' glob failed" when there is none: molecule's own
+# probe, not a failure; the scenario's recap and this script's summary tell the result.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
