@@ -5,6 +5,7 @@
 
     .venv/bin/python benchmarks/run.py              # every benchmark script, *_noop.py first
     .venv/bin/python benchmarks/run.py libvirt lxc  # only these (libvirt_noop.py, lxc_noop.py)
+    .venv/bin/python benchmarks/run.py fleet -- --count 4   # options after -- go to every chosen script
 
 A benchmark script is any benchmarks/*.py other than this one and names starting with "_"
 (the *_noop.py no-op benchmarks, inventory_list.py, ...). A name given on the command line
@@ -53,6 +54,9 @@ def select(names):
 
 
 def main(argv):
+    extra = []
+    if '--' in argv:
+        argv, extra = argv[:argv.index('--')], argv[argv.index('--') + 1:]
     scripts, unknown = select(argv)
     if unknown:
         print('benchmarks/run.py: unknown benchmark(s): %s (available: %s)'
@@ -68,7 +72,7 @@ def main(argv):
         print('=== %s' % name, flush=True)
         start = time.monotonic()
         try:
-            rc = subprocess.run([python, script], cwd=ROOT, check=False).returncode
+            rc = subprocess.run([python, script] + extra, cwd=ROOT, check=False).returncode
         except KeyboardInterrupt:
             print('\nbenchmarks/run.py: interrupted during %s' % name, file=sys.stderr)
             return 130

@@ -18,6 +18,7 @@ APT_PACKAGES=(
   lxc lxc-templates distro-info busybox-static cpio genisoimage libxml2-utils
   dnsmasq-base iptables debootstrap rsync git openssh-server openssh-client
   shellcheck python3 python3-venv xz-utils gzip
+  lxc-dev  # benchmarks only: the peers' lxc_container needs the PyPI lxc binding, built against it
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

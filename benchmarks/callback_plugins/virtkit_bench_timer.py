@@ -58,6 +58,8 @@ class CallbackModule(CallbackBase):
             return
         res = result._result
         item = {'t': now, 'changed': bool(res.get('changed')), 'failed': failed}
+        if res.get('ansible_job_id') and not res.get('finished'):
+            item['async_started'] = True  # an async job launched (poll 0): its result comes later
         if isinstance(res.get('stat'), dict):
             item['exists'] = res['stat'].get('exists')
         if failed:
