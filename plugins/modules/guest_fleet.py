@@ -308,10 +308,11 @@ images:
 timings:
   description:
     - Seconds since the start of the run at the end of each phase (V(images), V(guests), V(wait)),
+      in V(converged) for each guest when its own part of the guest phase (create, start) ended,
       and in V(addresses) for each guest waited for, when its address was found.
   returned: always
   type: dict
-  sample: {images: 0.01, guests: 1.9, wait: 14.2, addresses: {web1: 14.2, cache1: 3.1}}
+  sample: {images: 0.01, guests: 1.9, wait: 14.2, converged: {web1: 1.2, cache1: 1.9}, addresses: {web1: 14.2, cache1: 3.1}}
 diff:
   description: Before and after texts for the fleet, one section per guest and resource that changed.
   returned: when diff mode is on
