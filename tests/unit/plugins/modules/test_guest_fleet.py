@@ -92,7 +92,8 @@ def test_create_rerun_and_diff(capsys, keeper, name):
     assert guest['state'] == 'running' and guest['groups'] == ['g'] and guest['kind'] == 'kvm'
     assert guest['domain']['memory_mib'] == 128
     assert result['summary']['created'] == 1
-    assert set(result['timings']) == {'images', 'guests', 'wait'}
+    assert set(result['timings']) == {'images', 'guests', 'converged', 'wait'}
+    assert set(result['timings']['converged']) == {name}
 
     code, result = run_module(capsys, guests=guests)
     assert code == 0 and result['changed'] is False and result['summary']['unchanged'] == 1
