@@ -6,28 +6,17 @@ and the no_log masking does not mangle digests or paths."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-from unittest import mock
 
 import pytest
 
-from ansible.module_utils import basic
-
 from ansible_collections.virtkit.guests.plugins.module_utils import _seed
 from ansible_collections.virtkit.guests.plugins.modules import cloud_init_seed
+from ansible_collections.virtkit.guests.tests.unit.module_main import run_main
 
 pytestmark = pytest.mark.skipif(_seed.pycdlib is None or _seed.yaml is None,
                                 reason='pycdlib or PyYAML is not installed')
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        with mock.patch.object(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode()):
-            yield
 
 SECRET = 'hunter2-Very-Secret'
 # Short, common leaves ('2', 'True', '0', 'a') would be masked everywhere by plain no_log.
@@ -36,11 +25,7 @@ NETWORK = {'version': 2, 'ethernets': {'eth0': {'dhcp4': True}}}
 
 
 def run_module(capsys, **args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            cloud_init_seed.main()
-    out, _err = capsys.readouterr()
-    return exc.value.code, out
+    return run_main(cloud_init_seed.main, capsys, args)
 
 
 def test_result_has_digests_not_contents(capsys, tmp_path):

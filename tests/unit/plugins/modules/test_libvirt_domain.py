@@ -5,17 +5,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-from unittest import mock
 
 import pytest
 
-from ansible.module_utils import basic
-
 from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Connection, libvirt
 from ansible_collections.virtkit.guests.plugins.modules import libvirt_domain
+from ansible_collections.virtkit.guests.tests.unit.module_main import run_main, driver_keeper
 
 pytestmark = pytest.mark.skipif(libvirt is None, reason='libvirt-python is not installed')
 
@@ -23,26 +20,10 @@ URI = 'test:///default'
 PREFIX = 'virtkit-unit-module-'
 _counter = itertools.count()
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        with mock.patch.object(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode()):
-            yield
-
-
 @pytest.fixture
 def keeper():
     """An open connection keeps the test driver's state between module runs."""
-    conn = Connection(URI)
-    yield conn
-    for dom in conn.conn.listAllDomains(0):
-        if dom.name().startswith(PREFIX):
-            if dom.isActive():
-                dom.destroy()
-            dom.undefine()
-    conn.close()
+    yield from driver_keeper(Connection, URI, PREFIX)
 
 
 @pytest.fixture
@@ -53,11 +34,8 @@ def name():
 def run_module(capsys, **args):
     """Run main() with ``args``; return (exit code, the JSON result)."""
     args.setdefault('uri', URI)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            libvirt_domain.main()
-    out, _err = capsys.readouterr()
-    return exc.value.code, json.loads(out)
+    code, out = run_main(libvirt_domain.main, capsys, args)
+    return code, json.loads(out)
 
 
 def test_define_rerun_and_absent(capsys, keeper, name):
