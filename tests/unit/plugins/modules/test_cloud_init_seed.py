@@ -18,6 +18,7 @@ from ansible_collections.virtkit.guests.tests.unit.module_main import run_main
 pytestmark = pytest.mark.skipif(_seed.pycdlib is None or _seed.yaml is None,
                                 reason='pycdlib or PyYAML is not installed')
 
+
 SECRET = 'hunter2-Very-Secret'
 # Short, common leaves ('2', 'True', '0', 'a') would be masked everywhere by plain no_log.
 USER_DATA = {'password': SECRET, 'chpasswd': {'expire': True}, 'x': 2, 'y': 0, 'z': 'a', 'w': 'seed'}

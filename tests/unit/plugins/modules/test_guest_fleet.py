@@ -20,6 +20,7 @@ URI = 'test:///default'
 PREFIX = 'virtkit-unit-fleet-'
 _counter = itertools.count()
 
+
 @pytest.fixture
 def keeper():
     """An open connection keeps the test driver's state between module runs."""
