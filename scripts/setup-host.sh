@@ -17,7 +17,7 @@ APT_PACKAGES=(
   libvirt-clients libvirt-dev pkg-config gcc qemu-system-x86 qemu-utils
   lxc lxc-templates distro-info busybox-static cpio genisoimage libxml2-utils
   dnsmasq-base iptables debootstrap rsync git openssh-server openssh-client
-  shellcheck python3 python3-venv xz-utils gzip
+  shellcheck python3 python3-venv python3-dev xz-utils gzip make  # python3-dev: libvirt-python builds from source
   lxc-dev  # benchmarks only: the peers' lxc_container needs the PyPI lxc binding, built against it
 )
 
