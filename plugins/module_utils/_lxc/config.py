@@ -18,6 +18,27 @@ from ansible_collections.virtkit.guests.plugins.module_utils._errors import Virt
 KEY_RE = re.compile(r'^lxc(\.[A-Za-z0-9_-]+)+$')
 _BAD_VALUE = re.compile(r'[\r\n\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 
+# Keys LXC reads as lists: every line adds to what the earlier lines (and included files)
+# set (lxc.container.conf(5)). Other keys hold one value, a later line replacing an earlier one.
+REPEATABLE_KEYS = frozenset((
+    'lxc.include', 'lxc.idmap', 'lxc.mount.entry', 'lxc.mount.auto', 'lxc.cap.drop', 'lxc.cap.keep',
+    'lxc.environment', 'lxc.group', 'lxc.apparmor.raw',
+    'lxc.cgroup.devices.allow', 'lxc.cgroup.devices.deny', 'lxc.cgroup2.devices.allow',
+    'lxc.cgroup2.devices.deny',
+))
+_REPEATABLE_RE = re.compile(r'^lxc\.hook\.(?!version$)[a-z-]+$'
+                            r'|^lxc\.net\.\d+\.(ipv4\.address|ipv6\.address|veth\.ipv4\.route|veth\.ipv6\.route'
+                            r'|veth\.vlan\.tagged\.id)$')
+
+
+def is_repeatable(key):
+    """True for a key whose lines add up (lxc.include, lxc.idmap, lxc.cap.drop, hooks...)."""
+    return key in REPEATABLE_KEYS or bool(_REPEATABLE_RE.match(key))
+
+
+def _same(a, b):
+    return ' '.join(a.split()) == ' '.join(b.split())
+
 
 def check_key(key, where='config'):
     if not isinstance(key, str) or not KEY_RE.match(key):
@@ -128,6 +149,26 @@ class LxcConfig:
             insert_at = positions[-1] + 1 if positions else len(self.lines)
             for offset, value in enumerate(values[len(positions):]):
                 self.lines.insert(insert_at + offset, Line(key, value))
+
+    def ensure(self, key, values):
+        """Add the ``values`` of ``key`` that no line holds yet; every existing line stays.
+
+        New lines follow the last line of ``key`` (or go at the end). Values compare with
+        runs of blanks folded, so ``u 0 1 2`` and ``u  0 1 2`` are the same line.
+        """
+        check_key(key)
+        if not isinstance(values, (list, tuple)):
+            values = [values]
+        values = [check_value(key, v) for v in values]
+        have = self.get(key)
+        missing = []
+        for value in values:
+            if not any(_same(value, v) for v in have + missing):
+                missing.append(value)
+        positions = [i for i, line in enumerate(self.lines) if line.key == key]
+        insert_at = positions[-1] + 1 if positions else len(self.lines)
+        for offset, value in enumerate(missing):
+            self.lines.insert(insert_at + offset, Line(key, value))
 
     def remove(self, key):
         self.lines = [line for line in self.lines if line.key != key]

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._resource import Plan
-from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig, render_entries
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig, is_repeatable, render_entries
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import PROTECTED_PREFIXES, mount_target
 
 ACTIVE = ('running', 'frozen')
+# Keys read only by lxc-autostart (lxc.container.conf(5), AUTOSTART): a running container
+# does not use them, so changing them never needs a restart.
+NO_RESTART_KEYS = frozenset(('lxc.start.auto', 'lxc.start.delay', 'lxc.start.order', 'lxc.group'))
 
 
 def normalize_state(state):
@@ -58,7 +61,12 @@ def apply_desired(text, spec):
         conf.remove_where(lambda k, v: (k.startswith('lxc.net.') or k.startswith('lxc.network.')) and k not in keys)
     conf.remove_where(lambda k, v: k in spec.owned and k not in keys)
     for key, values in keys.items():
-        conf.set(key, values)
+        if key in spec.raw and is_repeatable(key) and not spec.config_exclusive:
+            # config: a key whose lines add up (lxc.include, lxc.idmap...) gets the lines
+            # asked for; the lines already there (the template's includes) stay.
+            conf.ensure(key, values)
+        else:
+            conf.set(key, values)
     _apply_mounts(conf, spec.mount_targets)
     if spec.config_exclusive:
         conf.remove_where(lambda k, v: k not in keys and not k.startswith(PROTECTED_PREFIXES))
@@ -82,6 +90,11 @@ def _apply_mounts(conf, targets):
         else:
             last = [i for i, line in enumerate(conf.lines) if line.key == 'lxc.mount.entry']
             conf.lines.insert(last[-1] + 1 if last else len(conf.lines), Line('lxc.mount.entry', entry))
+
+
+def restart_keys(before_text, after_text):
+    """The changed keys a running container only picks up when it starts again."""
+    return [k for k in changed_keys(before_text, after_text) if k not in NO_RESTART_KEYS]
 
 
 def changed_keys(before_text, after_text):
@@ -144,7 +157,7 @@ def build_plan(spec, current):
         state = current.state
         if current.active:
             baseline = current.started_config if current.started_config is not None else current.config_text
-            plan.pending_restart = changed_keys(baseline, new_text)
+            plan.pending_restart = restart_keys(baseline, new_text)
 
     _lifecycle(plan, spec, state)
     if spec.wait_for_ip and plan.after['state'] in ACTIVE:

@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import cgroup
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.plan import (
     Current, apply_desired, build_plan, changed_keys)
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import idmap_entries, validate
@@ -209,3 +210,118 @@ def test_idmap_from_subuid():
         idmap_entries('', '')
     with pytest.raises(VirtkitError, match='needs 65536'):
         idmap_entries('root:100000:1000\n', 'root:100000:65536\n')
+
+
+DEBIAN = fixture('debian.config')
+NESTING = '/usr/share/lxc/config/nesting.conf'
+COMMON = '/usr/share/lxc/config/debian.common.conf'
+
+
+@pytest.mark.parametrize('params', [
+    {'autostart': True},
+    {'groups': ['web']},
+    {'autostart': True, 'autostart_order': 3, 'autostart_delay': 5, 'groups': ['web', 'onboot']},
+    {'config': {'lxc.group': 'db'}},
+])
+@pytest.mark.parametrize('policy', ['never', 'if_needed'])
+@pytest.mark.parametrize('state', ['running', 'frozen'])
+def test_autostart_keys_need_no_restart(params, policy, state):
+    s = spec(state='started' if state == 'running' else 'frozen', restart_policy=policy, **params)
+    plan = build_plan(s, Current('vk-a', True, state, 5, BUSYBOX))
+    assert actions(plan) == ['write_config']
+    assert plan.changed and plan.pending_restart == [] and not plan.restarting
+    assert plan.result()['pending_restart'] is False
+    assert plan.after['state'] == state
+    # a rerun (file written, the container still runs with the old config) is a no-op
+    new = apply_desired(BUSYBOX, s)
+    again = build_plan(s, Current('vk-a', True, state, 5, new, started_config=BUSYBOX))
+    assert actions(again) == [] and not again.changed and again.pending_restart == []
+
+
+def test_autostart_with_a_limit_reports_only_the_limit():
+    s = spec(autostart=True, groups=['web'], limits={'memory': 128})
+    plan = build_plan(s, Current('vk-a', True, 'running', 5, BUSYBOX))
+    assert actions(plan) == ['write_config']
+    assert plan.pending_restart == ['lxc.cgroup.memory.limit_in_bytes']
+    fix = build_plan(spec(autostart=True, groups=['web'], limits={'memory': 128}, restart_policy='if_needed'),
+                     Current('vk-a', True, 'running', 5, BUSYBOX))
+    assert actions(fix) == ['write_config', 'restart']
+
+
+def test_raw_config_on_a_running_container_still_needs_a_restart():
+    plan = build_plan(spec(config={'lxc.apparmor.profile': 'unconfined'}),
+                      Current('vk-a', True, 'running', 5, DEBIAN))
+    assert actions(plan) == ['write_config'] and plan.pending_restart == ['lxc.apparmor.profile']
+
+
+def test_config_include_adds_and_keeps_the_template_include():
+    s = spec(config={'lxc.include': NESTING})
+    out = apply_desired(DEBIAN, s)
+    conf = LxcConfig.parse(out)
+    assert conf.get('lxc.include') == [COMMON, NESTING]
+    # only the new line is added, right after the template's include; all else byte for byte
+    assert out == DEBIAN.replace('lxc.include = %s\n' % COMMON,
+                                 'lxc.include = %s\nlxc.include = %s\n' % (COMMON, NESTING))
+    assert '#lxc.include = %s' % NESTING in out  # the template's comment stays a comment
+    assert apply_desired(out, s) == out
+    plan = build_plan(s, Current('vk-a', True, 'stopped', None, DEBIAN))
+    assert actions(plan) == ['write_config'] and plan.diff()['after'].count(COMMON) == 1
+    assert actions(build_plan(s, Current('vk-a', True, 'stopped', None, out))) == []
+
+
+def test_config_repeatable_keys_are_add_only_and_values_compare_folded():
+    text = fixture('with-includes.config')
+    s = spec(config={'lxc.idmap': ['u  0 100000 65536', 'u 1000 1000 1'], 'lxc.cap.drop': ['sys_time', 'sys_time']})
+    out = apply_desired(text, s)
+    conf = LxcConfig.parse(out)
+    assert conf.get('lxc.idmap') == ['u 0 100000 65536', 'g 0 100000 65536', 'u 1000 1000 1']
+    assert conf.get('lxc.cap.drop') == ['sys_time']
+    assert conf.get('lxc.include') == ['/usr/share/lxc/config/common.conf', '/usr/share/lxc/config/userns.conf']
+    assert changed_keys(text, out) == ['lxc.cap.drop', 'lxc.idmap']
+    assert apply_desired(out, s) == out
+
+
+def test_config_single_value_key_is_replaced():
+    out = apply_desired(DEBIAN, spec(config={'lxc.apparmor.profile': 'unconfined', 'lxc.tty.max': 2}))
+    conf = LxcConfig.parse(out)
+    assert conf.get('lxc.apparmor.profile') == ['unconfined'] and conf.get('lxc.tty.max') == ['2']
+
+
+def test_config_exclusive_makes_a_repeatable_key_exact():
+    with_nesting = apply_desired(DEBIAN, spec(config={'lxc.include': NESTING}))
+    exact = apply_desired(with_nesting, spec(config={'lxc.include': [COMMON]}, config_exclusive=True))
+    assert LxcConfig.parse(exact).get('lxc.include') == [COMMON]
+    # without config_exclusive a shorter list removes nothing
+    kept = apply_desired(with_nesting, spec(config={'lxc.include': [COMMON]}))
+    assert kept == with_nesting
+
+
+def test_typed_options_applied_twice_to_debian_config_give_the_same_text():
+    s = spec(limits={'memory': '256MiB', 'cpus': 0.5, 'pids': 100},
+             networks=[{'link': 'lxcbr0', 'ipv4': ['10.0.3.50/24'], 'ipv4_gateway': '10.0.3.1', 'mtu': 1450}],
+             mounts=[{'source': '/srv', 'target': '/srv/host', 'readonly': True, 'create': 'dir'}],
+             autostart=True, autostart_order=1, autostart_delay=2, groups=['onboot'],
+             config={'lxc.include': NESTING, 'lxc.environment': ['A=1']})
+    once = apply_desired(DEBIAN, s)
+    twice = apply_desired(once, s)
+    assert once == twice
+    assert changed_keys(once, twice) == []
+    assert actions(build_plan(s, Current('vk-a', True, 'stopped', None, once))) == []
+
+
+def test_typed_options_keep_every_untouched_entry_in_order():
+    """Structural round trip: the debian template's entries we do not own survive, in order."""
+    s = spec(limits={'memory': 128}, autostart=True, networks=[{'link': 'lxcbr0', 'ipv4': ['10.0.3.50/24']}])
+    before = LxcConfig.parse(DEBIAN)
+    after = LxcConfig.parse(apply_desired(DEBIAN, s))
+    ours = set(s.keys) | {'lxc.net.0.hwaddr'}
+    untouched = [e for e in before.entries() if e[0] not in ours]
+    assert [e for e in after.entries() if e[0] not in ours] == untouched
+    # comments and blank lines are kept verbatim and in order
+    raw = [line.raw for line in before.lines if line.key is None]
+    assert [line.raw for line in after.lines if line.key is None] == raw
+    # the new entries are exactly the typed keys (values as rendered)
+    added = after.as_dict(set(s.keys))
+    assert added == dict(s.keys)
+    # and the rendered text parses back to the same entries
+    assert LxcConfig.parse(after.render()).entries() == after.entries()
