@@ -19,6 +19,7 @@ APT_PACKAGES=(
   dnsmasq-base iptables debootstrap rsync git openssh-server openssh-client
   shellcheck python3 python3-venv python3-dev xz-utils gzip make  # python3-dev: libvirt-python builds from source
   lxc-dev  # benchmarks only: the peers' lxc_container needs the PyPI lxc binding, built against it
+  ovmf swtpm swtpm-tools  # UEFI guests (firmware descriptors in /usr/share/qemu/firmware) and emulated TPMs
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
