@@ -43,6 +43,11 @@ def error_code(err):
         return None
 
 
+def _code(name):
+    """A libvirt error code by name; -1 (matches nothing) when these bindings lack it."""
+    return getattr(libvirt, name, -1)
+
+
 def explain(err, subject, operation):
     """Turn a libvirtError into one line naming the subject, operation and likely cause."""
     raw = ' '.join(str(err).split())
@@ -50,10 +55,20 @@ def explain(err, subject, operation):
     code = error_code(err)
     cause = raw
     if libvirt is not None:
-        if 'no such file or directory' in low and ('socket' in low or 'connect' in low):
+        socket = 'socket' in low or 'connect' in low
+        if socket and ('no such file or directory' in low or 'connection refused' in low):
             cause = 'libvirtd is not running or its socket is missing (%s)' % raw
-        elif 'permission denied' in low or code == libvirt.VIR_ERR_AUTH_FAILED:
+        elif code == _code('VIR_ERR_AUTH_UNAVAILABLE'):
+            cause = ('polkit did not authorize this user and no agent could ask; run as root or as a member '
+                     'of the libvirt group (%s)' % raw)
+        elif 'permission denied' in low or code in (_code('VIR_ERR_AUTH_FAILED'), _code('VIR_ERR_AUTH_CANCELLED')):
             cause = 'permission denied; run as root or as a member of the libvirt group (%s)' % raw
+        elif code == _code('VIR_ERR_ACCESS_DENIED'):
+            cause = "permission denied by libvirt's access control for this user (%s)" % raw
+        elif code == _code('VIR_ERR_OPERATION_DENIED'):
+            cause = 'the connection is read-only or forbids this operation (%s)' % raw
+        elif code == libvirt.VIR_ERR_NO_DOMAIN:
+            cause = 'the guest does not exist (%s)' % raw
         elif code == libvirt.VIR_ERR_NO_NETWORK:
             cause = 'the network does not exist (%s)' % raw
         elif code == libvirt.VIR_ERR_NO_STORAGE_POOL:
@@ -62,7 +77,7 @@ def explain(err, subject, operation):
             cause = 'the storage volume does not exist (%s)' % raw
         elif code == libvirt.VIR_ERR_OPERATION_TIMEOUT or 'timed out' in low:
             cause = 'libvirt timed out (%s)' % raw
-        elif 'already exists' in low:
+        elif 'already exists' in low or code in (_code('VIR_ERR_DOM_EXIST'), _code('VIR_ERR_NETWORK_EXIST')):
             cause = 'name clash: %s' % raw
     return '%s: %s failed: %s' % (subject, operation, cause)
 

@@ -6,18 +6,25 @@
 A DHCP lease outlives the boot that took it: right after a restart, libvirt still
 reports the lease of the previous boot. When the caller knows when the guest started
 (``since``), a lease counts only if the guest acquired it after that moment; the
-acquisition time is the lease's expiry minus the network's lease time.
+acquisition time is the lease's expiry minus the network's lease time. A module run that
+did not start the guest itself asks :func:`guest_start_time`, which reads the start time
+of the guest's QEMU process on a local qemu:///system (or qemu:///session) connection.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 
 from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import libvirt
 from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
 
 DEFAULT_LEASE_SECONDS = 3600  # dnsmasq's default when the network sets no lease time
 _UNIT_SECONDS = {'seconds': 1, 'minutes': 60, 'hours': 3600}
+# dnsmasq stores whole seconds (expiry = int(grant time) + lease time), so a lease taken
+# in the same second as ``since`` looks up to one second older than it is.
+CLOCK_SLACK_SECONDS = 1
+QEMU_SYSTEM_RUN_DIR = '/run/libvirt/qemu'
 
 
 def lease_seconds(network_xml):
@@ -29,6 +36,89 @@ def lease_seconds(network_xml):
             return None  # infinite leases: the acquisition time cannot be derived
         return expiry * _UNIT_SECONDS.get(lease.get('unit', 'minutes'), 60)
     return DEFAULT_LEASE_SECONDS
+
+
+def fresh(lease, since, duration):
+    """Whether a lease (a dict of virNetworkGetDHCPLeases) may belong to the boot that began at
+    ``since`` (host epoch seconds). Without ``since``, without a known lease time (infinite
+    leases) or without an expiry time, nothing tells a stale lease apart: it counts."""
+    expiry = lease.get('expirytime')
+    if since is None or duration is None or not expiry:
+        return True
+    acquired = int(expiry) - duration  # the grant or the last renewal
+    return acquired + CLOCK_SLACK_SECONDS >= since
+
+
+def qemu_run_dir(uri):
+    """Where the QEMU driver of a local ``uri`` keeps its pid files, or None."""
+    scheme, sep, rest = uri.partition('://')
+    if not sep or scheme != 'qemu' or not rest.startswith('/'):
+        return None  # remote (qemu+ssh://host/...), another driver, or an alias
+    path = rest.split('?', 1)[0].rstrip('/')
+    if path == '/system':
+        return QEMU_SYSTEM_RUN_DIR
+    if path == '/session' and os.environ.get('XDG_RUNTIME_DIR'):
+        return os.path.join(os.environ['XDG_RUNTIME_DIR'], 'libvirt', 'qemu', 'run')
+    return None
+
+
+def _process_start(pid, proc):
+    """Start time (host epoch seconds) of process ``pid`` from ``proc``/<pid>/stat, or None."""
+    try:
+        with open(os.path.join(proc, str(pid), 'stat')) as handle:
+            fields = handle.read().rsplit(')', 1)[1].split()
+        with open(os.path.join(proc, 'stat')) as handle:
+            btime = next(int(line.split()[1]) for line in handle if line.startswith('btime '))
+        ticks = os.sysconf('SC_CLK_TCK')
+        return btime + int(fields[19]) / float(ticks)  # field 22 of stat: starttime
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
+def _runs_guest(pid, name, proc):
+    """Whether ``pid`` is the QEMU process of guest ``name`` (not a stale pid file)."""
+    try:
+        with open(os.path.join(proc, str(pid), 'cmdline'), 'rb') as handle:
+            argv = handle.read().split(b'\0')
+    except OSError:
+        return False
+    wanted = b'guest=' + name.replace(',', ',,').encode('utf-8')
+    return any(arg == wanted or arg.startswith(wanted + b',') for arg in argv)
+
+
+def guest_start_time(connection, dom, run_dir=None, proc='/proc'):
+    """When the current boot of a running guest began (host epoch seconds), or None.
+
+    The start of the guest's QEMU process: the earlier of its pid file's modification time and
+    the process start time in /proc (both on the host's clock, the clock dnsmasq uses for
+    lease expiry times). Only on a local QEMU connection (``run_dir`` overrides the pid
+    file directory) and only for a guest libvirt booted (state reason ``booted``): a guest
+    restored from a saved image, a snapshot or a migration keeps the lease it took before
+    its current process started, so no lower bound is known for it and None is returned.
+    A reboot inside the guest keeps the process: a lease from before it still counts.
+    """
+    if run_dir is None:
+        run_dir = qemu_run_dir(getattr(connection, 'uri', '') or '')
+    if run_dir is None or libvirt is None:
+        return None
+    try:
+        state, reason = dom.state()[:2]
+        name = dom.name()
+    except libvirt.libvirtError:
+        return None
+    if state != libvirt.VIR_DOMAIN_RUNNING or reason != libvirt.VIR_DOMAIN_RUNNING_BOOTED:
+        return None
+    pid_file = os.path.join(run_dir, name + '.pid')
+    try:
+        written = os.stat(pid_file).st_mtime
+        with open(pid_file) as handle:
+            pid = int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+    if not _runs_guest(pid, name, proc):
+        return None
+    started = _process_start(pid, proc)
+    return written if started is None else min(written, started)
 
 
 def usable(address):
@@ -61,10 +151,8 @@ class AddressReader:
         except libvirt.libvirtError:
             return []
         for lease in leases:
-            if since is not None and duration is not None and lease.get('expirytime'):
-                acquired = int(lease['expirytime']) - duration
-                if acquired + 1 < since:
-                    continue  # a lease from an earlier boot of this MAC
+            if not fresh(lease, since, duration):
+                continue  # a lease from an earlier boot of this MAC
             if usable(lease.get('ipaddr', '')):
                 result.append(lease['ipaddr'])
         return result
