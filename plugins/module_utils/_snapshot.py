@@ -6,7 +6,11 @@
 A revert is recorded in the guest's metadata (``<vksnap:reverted name=.../>`` in our own
 namespace): a rerun is not changed while that snapshot is still the current one and the
 record names it. Creating another snapshot makes that one current, so a later revert to
-the first runs again.
+the first runs again. The record lives in the persistent config of a persistent guest and in
+the live XML of a transient one.
+
+Reverting to an external snapshot (disk-only overlays or external memory) needs libvirt 9.9
+or later; on an older daemon the plan refuses it with one line, before anything is touched.
 """
 
 from __future__ import annotations
@@ -35,8 +39,49 @@ ARGUMENT_SPEC = {
 }
 
 
+# libvirt reverts external snapshots since 9.9.0 (getLibVersion() encoding).
+EXTERNAL_REVERT_VERSION = 9009000
+
+
 def _flag(name):
     return getattr(libvirt, name, 0) if libvirt is not None else 0
+
+
+def version_string(version):
+    """``9000000`` -> ``'9.0.0'`` (libvirt's getLibVersion() encoding)."""
+    return '%d.%d.%d' % (version // 1000000, version // 1000 % 1000, version % 1000)
+
+
+def is_external(facts):
+    """True when a snapshot (its facts) keeps any disk or its memory outside the qcow2 disks."""
+    return facts.get('memory') == 'external' or any(
+        disk.get('snapshot') == 'external' for disk in facts.get('disks') or [])
+
+
+def revert_flags(revert_state):
+    """The ``virDomainRevertToSnapshot`` flags for ``revert_state``.
+
+    ``snapshot`` (0): the guest ends in the state the snapshot was taken in (shut off,
+    running or paused), whatever it is now. ``running``/``paused`` start (or keep) the guest
+    in that state, also from a snapshot taken shut off.
+    """
+    return {'running': _flag('VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING'),
+            'paused': _flag('VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED')}.get(revert_state, 0)
+
+
+def metadata_flags(persistent, active, write=False):
+    """Where the revert record is read from / written to.
+
+    Persistent guests keep it in the persistent config (and, when written on a running
+    guest, in the live XML too); transient guests have only live XML: libvirt refuses
+    AFFECT_CONFIG on them. Reading takes exactly one of the two.
+    """
+    if not persistent:
+        return _flag('VIR_DOMAIN_AFFECT_LIVE')
+    flags = _flag('VIR_DOMAIN_AFFECT_CONFIG')
+    if write and active:
+        flags |= _flag('VIR_DOMAIN_AFFECT_LIVE')
+    return flags
 
 
 class SnapshotSpec:
@@ -97,12 +142,13 @@ class Current:
     """The guest and the named snapshot as read now."""
 
     def __init__(self, domain_exists=False, snapshot=None, current_name=None, reverted_to=None,
-                 domain_state=None):
+                 domain_state=None, libvirt_version=None):
         self.domain_exists = domain_exists
         self.snapshot = snapshot          # facts dict or None
         self.current_name = current_name  # the domain's current snapshot
         self.reverted_to = reverted_to    # our metadata record of the last revert
         self.domain_state = domain_state
+        self.libvirt_version = libvirt_version  # the daemon's, read only for reverts
 
 
 def _view(spec, current):
@@ -151,7 +197,13 @@ def build_plan(spec, current):
             raise VirtkitError('%s: cannot revert to snapshot %s: it does not exist' % (spec.domain, spec.name))
         at_it = current.current_name == spec.name and current.reverted_to == spec.name
         if spec.force_revert or not at_it:
-            plan.add('revert', 'revert %s to snapshot %s' % (spec.domain, spec.name))
+            if (is_external(snap) and current.libvirt_version is not None and
+                    current.libvirt_version < EXTERNAL_REVERT_VERSION):
+                raise VirtkitError('%s: cannot revert to snapshot %s: it is external (disk-only or external memory) '
+                                   'and reverting external snapshots needs libvirt 9.9 or later; this host runs %s'
+                                   % (spec.domain, spec.name, version_string(current.libvirt_version)))
+            plan.add('revert', 'revert %s to snapshot %s%s' % (
+                spec.domain, spec.name, '' if spec.revert_state == 'snapshot' else ' (ending %s)' % spec.revert_state))
             after.update({'current': True, 'reverted_to': spec.name})
     plan.after = after
     return plan
@@ -185,34 +237,43 @@ class SnapshotManager:
                 return None
             raise VirtkitError(explain(err, self.subject, 'read the current snapshot'))
 
-    def _reverted_to(self):
+    def _reverted_to(self, persistent, active):
+        flags = metadata_flags(persistent, active)
         try:
-            text = self.dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, MARK_NS,
-                                     _flag('VIR_DOMAIN_AFFECT_CONFIG'))
+            text = self.dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, MARK_NS, flags)
         except libvirt.libvirtError as err:
             if error_code(err) == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
                 return None
             raise VirtkitError(explain(err, self.subject, 'read metadata'))
         return parse(text, 'snapshot metadata').get('name')
 
-    def read(self, domain, name):
+    def read(self, domain, name, reverting=False):
         self.subject = domain
         self.dom = self.c.domain(domain)
         if self.dom is None:
             return Current(False)
         state = self._call('read state', self.dom.state)[0]
-        state_name = {libvirt.VIR_DOMAIN_RUNNING: 'running', libvirt.VIR_DOMAIN_PAUSED: 'paused'}.get(state, 'shutoff')
+        active = self._call('read state', self.dom.isActive)
+        persistent = self._call('read persistence', self.dom.isPersistent)
+        if state == libvirt.VIR_DOMAIN_PAUSED:
+            state_name = 'paused'
+        elif active:
+            state_name = 'running'  # also blocked, suspended to RAM, crashed but kept
+        else:
+            state_name = 'shutoff'
         current_name = self._current_name()
         snap = self._lookup_snapshot(name)
         facts = None
         if snap is not None:
             facts = snapshot_facts(self._call('read snapshot %s' % name, snap.getXMLDesc, 0),
                                    current_name == name)
-        return Current(True, facts, current_name, self._reverted_to(), state_name)
+        version = self._call('read the libvirt version', self.c.conn.getLibVersion) if reverting else None
+        return Current(True, facts, current_name, self._reverted_to(persistent, active), state_name,
+                       version)
 
     def run(self, params, check_mode=False):
         spec = validate(params)
-        current = self.read(spec.domain, spec.name)
+        current = self.read(spec.domain, spec.name, spec.state == 'reverted')
         plan = build_plan(spec, current)
         result = {'changed': plan.changed, 'actions': plan.describe(), 'diff': plan.diff()}
         if not check_mode:
@@ -233,6 +294,9 @@ class SnapshotManager:
         if spec.state == 'present' and (snap is None or (spec.description is not None and
                                                          snap.get('description') != spec.description)):
             raise VirtkitError('%s: snapshot %s was not created as asked' % (spec.domain, spec.name))
+        if spec.state == 'reverted' and current.domain_exists and current.current_name != spec.name:
+            raise VirtkitError('%s: snapshot %s is not the current one after the revert (current: %s)'
+                               % (spec.domain, spec.name, current.current_name))
 
     # ------------------------------------------------------------ operations
 
@@ -261,14 +325,19 @@ class SnapshotManager:
 
     def _op_revert(self):
         snap = self._lookup_snapshot(self.spec.name)
-        flags = {'running': _flag('VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING'),
-                 'paused': _flag('VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED')}.get(self.spec.revert_state, 0)
-        self._call('revert to snapshot %s' % self.spec.name, self.dom.revertToSnapshot, snap, flags)
+        if snap is None:
+            raise VirtkitError('%s: cannot revert to snapshot %s: it disappeared' % (self.spec.domain, self.spec.name))
+        self._call('revert to snapshot %s' % self.spec.name, self.dom.revertToSnapshot, snap,
+                   revert_flags(self.spec.revert_state))
         root = etree.Element('reverted')
         root.set('name', self.spec.name)
-        affect = _flag('VIR_DOMAIN_AFFECT_CONFIG')
-        if self.dom.isActive():
-            affect |= _flag('VIR_DOMAIN_AFFECT_LIVE')
+        try:
+            persistent, active = self.dom.isPersistent(), self.dom.isActive()
+        except libvirt.libvirtError as err:
+            if error_code(err) == libvirt.VIR_ERR_NO_DOMAIN:  # a transient guest reverted to shut off is gone
+                return
+            raise VirtkitError(explain(err, self.subject, 'read state'))
+        affect = metadata_flags(persistent, active, write=True)
         self._call('record the revert in metadata', self.dom.setMetadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT,
                    to_string(root), MARK_PREFIX, MARK_NS, affect)
 

@@ -53,8 +53,8 @@ options:
       - V(absent) deletes the snapshot (its data inside qcow2 disks with it) when it exists.
         Children of the snapshot are kept and re-parented by libvirt.
       - V(reverted) reverts the guest to the snapshot. The revert is recorded in the guest's
-        metadata; a rerun is not changed while the snapshot is still the guest's current one
-        and the record names it. Creating another snapshot makes that one current, so a later
+        metadata (the persistent config; the live XML of a transient guest); a rerun is not
+        changed while the snapshot is still the guest's current one and the record names it. Creating another snapshot makes that one current, so a later
         revert runs again. To roll back again after the guest has changed since the last
         revert, use O(force_revert=true).
     type: str
@@ -67,8 +67,9 @@ options:
     description:
       - Make an external disk-only snapshot (O(state=present), new snapshots only).
       - Deleting an external snapshot merges its overlays back (libvirt 9.0 or later).
-        Reverting to one needs libvirt 9.9 or later; older versions fail with libvirt's
-        one-line message.
+        Reverting to one needs libvirt 9.9 or later; against an older libvirt daemon the
+        module refuses the revert with a one-line error before anything is touched (in check
+        mode too).
     type: bool
     default: false
   force_revert:
@@ -78,7 +79,11 @@ options:
   revert_state:
     description:
       - With O(state=reverted), the guest's power state after the revert. V(snapshot) (the
-        default) is the state the snapshot was taken in.
+        default) is the state the snapshot was taken in, whatever the guest's state is now; a
+        snapshot taken shut off leaves the guest shut off, one taken running or paused leaves
+        it running or paused.
+      - V(running) and V(paused) start the guest in that state after the revert, also from a
+        snapshot taken shut off (booting from the reverted disks).
     type: str
     choices: [snapshot, running, paused]
 notes:
