@@ -5,10 +5,16 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
 import json
+import lzma
 import os
 import shutil
+import tarfile
 import tempfile
+import time
 
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._wait import WaitTimeout, poll
@@ -43,6 +49,64 @@ def start_errors(log_text):
         if message and not message.lower().startswith(_GENERIC) and message not in causes:
             causes.append(message)
     return '; '.join(causes[:3])
+
+
+# ------------------------------------------------------------ local rootfs tarballs
+# A tarball becomes a container through LXC's own ``local`` template, which takes a
+# metadata tarball (the distribution config) and the rootfs (both xz-compressed).
+LOCAL_TEMPLATE = os.path.join(TEMPLATE_DIR, 'lxc-local')
+# Picked by lxc-local: "config" for privileged containers, "config-user" and "excludes-user"
+# when it runs in a user namespace (unprivileged); device nodes cannot be made there.
+LOCAL_METADATA = (
+    ('config', 'lxc.include = LXC_TEMPLATE_CONFIG/common.conf\n'),
+    ('config-user', 'lxc.include = LXC_TEMPLATE_CONFIG/common.conf\n'
+                    'lxc.include = LXC_TEMPLATE_CONFIG/userns.conf\n'),
+    ('excludes-user', './dev/*\ndev/*\n'),
+)
+_MAGIC = ((b'\x1f\x8b', 'gzip'), (b'BZh', 'bzip2'), (b'\xfd7zXZ\x00', 'xz'), (b'\x28\xb5\x2f\xfd', 'zstd'))
+_OPENERS = {'gzip': gzip.open, 'bzip2': bz2.open, 'xz': lzma.open, 'tar': open}
+
+
+def tarball_compression(path):
+    """'tar', 'gzip', 'bzip2' or 'xz' for a readable tar archive; VirtkitError otherwise.
+
+    Reads the first header block only (through the decompressor) and checks its checksum.
+    """
+    where = 'rootfs_tarball: %s' % path
+    if not os.path.isfile(path):
+        raise VirtkitError('%s does not exist on the LXC host (or is not a file)' % where)
+    try:
+        with open(path, 'rb') as handle:
+            magic = handle.read(6)
+        kind = next((k for m, k in _MAGIC if magic.startswith(m)), 'tar')
+        if kind == 'zstd':
+            raise VirtkitError('%s is zstd-compressed; use a .tar, .tar.gz, .tar.bz2 or .tar.xz' % where)
+        with _OPENERS[kind](path, 'rb') as handle:
+            block = handle.read(tarfile.BLOCKSIZE)
+    except (IOError, OSError, EOFError, lzma.LZMAError) as err:
+        raise VirtkitError('%s cannot be read: %s' % (where, getattr(err, 'strerror', None) or err))
+    try:
+        tarfile.TarInfo.frombuf(block, 'utf-8', 'surrogateescape')
+    except tarfile.HeaderError:
+        raise VirtkitError('%s is not a tar archive (.tar, .tar.gz, .tar.bz2 or .tar.xz)%s'
+                           % (where, ' (or it is empty)' if not block.strip(b'\x00') else ''))
+    return kind
+
+
+def write_local_metadata(path):
+    """The metadata tarball lxc-local reads (xz): the distribution config, no templates."""
+    with tarfile.open(path, 'w:xz') as archive:
+        for name, text in LOCAL_METADATA:
+            data = text.encode('utf-8')
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            archive.addfile(info, io.BytesIO(data))
+
+
+def recompress_xz(source, kind, target):
+    """Copy the tar stream of ``source`` into ``target`` as xz (lxc-local reads only xz)."""
+    with _OPENERS[kind](source, 'rb') as fin, lzma.open(target, 'wb', preset=0) as fout:
+        shutil.copyfileobj(fin, fout, 1024 * 1024)
 
 
 def write_atomic(path, text):
@@ -164,6 +228,16 @@ class ContainerManager:
             if spec.clone_from:
                 if not self.exists(spec.clone_from):
                     raise VirtkitError('%s: clone_from %s does not exist in %s' % (name, spec.clone_from, self.r.lxc_path))
+            elif spec.rootfs_tarball:
+                try:
+                    spec.tarball_kind = tarball_compression(spec.rootfs_tarball)
+                except VirtkitError as err:
+                    raise VirtkitError('%s: %s' % (name, err))
+                if not os.path.isfile(LOCAL_TEMPLATE):
+                    raise VirtkitError('%s: rootfs_tarball needs LXC\'s local template (%s is missing; install '
+                                       'lxc)' % (name, LOCAL_TEMPLATE))
+                if not shutil.which('xz'):
+                    raise VirtkitError('%s: rootfs_tarball needs xz on the LXC host (apt-get install xz-utils)' % name)
             else:
                 path = spec.template if spec.template.startswith('/') else os.path.join(
                     TEMPLATE_DIR, 'lxc-' + spec.template)
@@ -227,26 +301,62 @@ class ContainerManager:
 
     def _op_create(self):
         spec = self.spec
-        args = ['-t', spec.template, '-B', spec.backing_store]
+        args = ['-t', 'local' if spec.rootfs_tarball else spec.template, '-B', spec.backing_store]
         bso = spec.backing_store_options
         for opt in ('dir', 'vgname', 'lvname', 'thinpool', 'fstype', 'fssize', 'zfsroot'):
             if bso.get(opt):
                 args += ['--%s' % opt, bso[opt]]
-        tmp = None
-        if getattr(spec, 'idmap', None):
-            base = self._default_config()
-            fd, tmp = tempfile.mkstemp(prefix='virtkit-lxc-', suffix='.conf')
-            with os.fdopen(fd, 'w') as handle:
-                handle.write(base + ''.join('lxc.idmap = %s\n' % e for e in spec.idmap))
-            args += ['-f', tmp]
-        if spec.template_options:
-            args += ['--'] + spec.template_options
+        tmp = workdir = None
         try:
-            self.r.run('lxc-create', spec.name, args, 'create from template %s' % spec.template,
-                       timeout=CREATE_TIMEOUT)
+            if getattr(spec, 'idmap', None):
+                base = self._default_config()
+                fd, tmp = tempfile.mkstemp(prefix='virtkit-lxc-', suffix='.conf')
+                with os.fdopen(fd, 'w') as handle:
+                    handle.write(base + ''.join('lxc.idmap = %s\n' % e for e in spec.idmap))
+                args += ['-f', tmp]
+            if spec.rootfs_tarball:
+                workdir = self._tarball_workdir()
+                args += ['--'] + self._local_template_args(spec, workdir)
+                operation = 'create from the rootfs tarball %s' % spec.rootfs_tarball
+            else:
+                if spec.template_options:
+                    args += ['--'] + spec.template_options
+                operation = 'create from template %s' % spec.template
+            self.r.run('lxc-create', spec.name, args, operation, timeout=CREATE_TIMEOUT)
         finally:
             if tmp:
                 os.unlink(tmp)
+            if workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    def _tarball_workdir(self):
+        """A scratch directory next to the containers (room for a rootfs), readable by the
+        template also when it runs as an unprivileged container's mapped root."""
+        workdir = tempfile.mkdtemp(prefix='.virtkit-create-', dir=self.r.lxc_path)
+        os.chmod(workdir, 0o755)
+        return workdir
+
+    def _local_template_args(self, spec, workdir):
+        """lxc-local's arguments: a generated metadata tarball and the rootfs as xz."""
+        kind = getattr(spec, 'tarball_kind', None) or tarball_compression(spec.rootfs_tarball)
+        metadata = os.path.join(workdir, 'meta.tar.xz')
+        write_local_metadata(metadata)
+        os.chmod(metadata, 0o644)
+        fstree = spec.rootfs_tarball
+        if kind != 'xz':
+            fstree = os.path.join(workdir, 'rootfs.tar.xz')
+            try:
+                recompress_xz(spec.rootfs_tarball, kind, fstree)
+            except (IOError, OSError, EOFError, lzma.LZMAError) as err:
+                raise VirtkitError('%s: rootfs_tarball: %s cannot be read: %s' % (spec.name, spec.rootfs_tarball, err))
+            os.chmod(fstree, 0o644)
+        elif getattr(spec, 'idmap', None):
+            # The template of an unprivileged container reads as its mapped root: a copy
+            # here is readable whatever the permissions on the way to the original.
+            fstree = os.path.join(workdir, 'rootfs.tar.xz')
+            shutil.copyfile(spec.rootfs_tarball, fstree)
+            os.chmod(fstree, 0o644)
+        return ['--metadata', metadata, '--fstree', fstree]
 
     def _default_config(self):
         for path in ('/etc/lxc/default.conf',):
@@ -262,6 +372,8 @@ class ContainerManager:
         args = ['-N', spec.name]
         if spec.backing_store != 'dir' or spec.backing_store_options:
             args += ['-B', spec.backing_store]
+        if spec.backing_store_options.get('fssize'):
+            args += ['-L', spec.backing_store_options['fssize']]
         if spec.clone_snapshot:
             args.append('-s')
             if state in ACTIVE:
@@ -376,7 +488,7 @@ class ContainerManager:
             seen = lxcfacts.addresses(pid, self.read_file)
             raise VirtkitError('%s: wait_for_ip: no address%s within %ss (seen: %s)' % (
                 name, ' on ' + ', '.join(interfaces) if interfaces else '', timeout,
-                ', '.join('%s=%s' % (k, v['ipv4'] + v['ipv6']) for k, v in sorted(seen['interfaces'].items()))
+                ', '.join('%s=%s' % (k, ','.join(v['ipv4'] + v['ipv6'])) for k, v in sorted(seen['interfaces'].items()))
                 or 'none'))
 
     # ------------------------------------------------------------ facts

@@ -134,6 +134,9 @@ def build_plan(spec, current):
         if spec.clone_from:
             plan.add('clone', 'clone %s from %s%s' % (spec.name, spec.clone_from,
                                                       ' (overlay snapshot)' if spec.clone_snapshot else ''))
+        elif getattr(spec, 'rootfs_tarball', None):
+            plan.add('create', 'create %s from the rootfs tarball %s (%s backing store)'
+                     % (spec.name, spec.rootfs_tarball, spec.backing_store))
         else:
             plan.add('create', 'create %s from the %s template (%s backing store)'
                      % (spec.name, spec.template, spec.backing_store))

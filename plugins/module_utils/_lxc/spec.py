@@ -61,6 +61,7 @@ ARGUMENT_SPEC = dict(
     COMMON_ARGS,
     state={'type': 'str', 'choices': list(STATES), 'default': 'present'},
     template={'type': 'str', 'default': 'busybox'},
+    rootfs_tarball={'type': 'path'},
     template_options={'type': 'list', 'elements': 'str', 'default': []},
     backing_store={'type': 'str', 'choices': list(BACKING_STORES), 'default': 'dir'},
     backing_store_options={'type': 'dict', 'options': {
@@ -93,10 +94,17 @@ ARGUMENT_SPEC = dict(
     wait_for_ip_timeout={'type': 'int', 'default': 60},
 )
 
+# Passed to AnsibleModule, which checks it before applying template's default; validate()
+# checks the same for other callers, where only a template other than the default shows.
+MUTUALLY_EXCLUSIVE = [['template', 'rootfs_tarball'], ['clone_from', 'rootfs_tarball']]
+# The backing store options lxc-copy can pass on for a clone (-L); the others are lxc-create's.
+CLONE_BACKING_STORE_OPTIONS = ('fssize',)
+
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$')
 _MAC_RE = re.compile(r'^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$|^([0-9a-fA-F]{2}:){3}xx:xx:xx$')
 _CPUSET_RE = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*$')
 _IFNAME_RE = re.compile(r'^[A-Za-z0-9_.-]{1,15}$')
+_SIZE_RE = re.compile(r'^[0-9]+ ?([kKmMgGtT]i?[bB]?|[bB])?$')
 _TEMPLATE_RE = re.compile(r'^[A-Za-z0-9_.-]+$|^/[^\s]+$')
 # Keys that keep a container bootable: config_exclusive never removes them.
 PROTECTED_PREFIXES = ('lxc.rootfs.', 'lxc.uts.name', 'lxc.include', 'lxc.arch', 'lxc.signal.',
@@ -119,10 +127,12 @@ class ContainerSpec:
         self.params = params
         self.name = params['name']
         self.state = params.get('state') or 'present'
-        self.template = params.get('template') or 'busybox'
+        self.rootfs_tarball = params.get('rootfs_tarball')
+        self.template = 'local' if self.rootfs_tarball else (params.get('template') or 'busybox')
         self.template_options = list(params.get('template_options') or [])
         self.backing_store = params.get('backing_store') or 'dir'
-        self.backing_store_options = dict(params.get('backing_store_options') or {})
+        self.backing_store_options = dict((k, v) for k, v in (params.get('backing_store_options') or {}).items()
+                                          if v is not None)
         self.clone_from = params.get('clone_from')
         self.clone_snapshot = bool(params.get('clone_snapshot'))
         self.unprivileged = params.get('unprivileged')
@@ -159,6 +169,7 @@ def validate(params, layout=None):
         check_name(spec.clone_from, 'clone_from')
         if spec.clone_from == spec.name:
             raise VirtkitError('clone_from: a container cannot be cloned from itself (%s)' % spec.name)
+    _source(spec, params)
     if not _TEMPLATE_RE.match(spec.template):
         raise VirtkitError('template: %r is not a template name or an absolute path' % spec.template)
     for opt in spec.template_options:
@@ -186,6 +197,26 @@ def validate(params, layout=None):
     if params.get('config'):
         _raw(spec, params['config'])
     return spec
+
+
+def _source(spec, params):
+    """What a new container is made from: a template, a local rootfs tarball or a clone."""
+    tarball = spec.rootfs_tarball
+    if tarball is not None:
+        for other in ('template', 'clone_from', 'template_options'):
+            if params.get(other) and not (other == 'template' and params[other] == 'busybox'):
+                raise VirtkitError('rootfs_tarball: cannot be combined with %s (a new container comes from one '
+                                   'source)' % other)
+        if not tarball.startswith('/') or '\n' in tarball or '\x00' in tarball:
+            raise VirtkitError('rootfs_tarball: %r must be an absolute path on the LXC host' % tarball)
+    fssize = spec.backing_store_options.get('fssize')
+    if fssize is not None and not _SIZE_RE.match(str(fssize)):
+        raise VirtkitError('backing_store_options.fssize: %r is not a size such as 2G or 512M' % fssize)
+    if spec.clone_from is not None:
+        extra = sorted(k for k in spec.backing_store_options if k not in CLONE_BACKING_STORE_OPTIONS)
+        if extra:
+            raise VirtkitError('backing_store_options: lxc-copy cannot set %s for a clone (with clone_from only '
+                               '%s applies)' % (', '.join(extra), ', '.join(CLONE_BACKING_STORE_OPTIONS)))
 
 
 def _limits(spec, limits, layout):

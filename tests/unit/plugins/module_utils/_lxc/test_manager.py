@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import tarfile
 
 import pytest
 
@@ -31,6 +33,7 @@ class FakeLxc:
         self.pid = 4000
         self.calls = []
         self.fail = {}
+        self.local = []  # what the local template got: (metadata members, fstree path, fstree members)
 
     def __call__(self, argv, data=None, timeout=None):
         self.calls.append(argv)
@@ -47,6 +50,14 @@ class FakeLxc:
                 out += 'PID:            %d\n' % self.pid
             return 0, out.encode(), b''
         if tool == 'lxc-create':
+            if argv[argv.index('-t') + 1] == 'local':
+                # Read the inputs now: they are temporary files.
+                meta = argv[argv.index('--metadata') + 1]
+                fstree = argv[argv.index('--fstree') + 1]
+                with tarfile.open(meta, 'r:xz') as archive:
+                    members = {m.name: archive.extractfile(m).read().decode() for m in archive.getmembers()}
+                with tarfile.open(fstree, 'r:xz') as archive:
+                    self.local.append((members, fstree, sorted(archive.getnames())))
             os.makedirs(os.path.join(cdir, 'rootfs'))
             shutil.copy(os.path.join(FIXTURES, 'busybox.config'), os.path.join(cdir, 'config'))
             return 0, b'', b''
@@ -280,3 +291,125 @@ def test_start_errors_name_the_cause():
         text = handle.read()
     assert start_errors(text) == ('No such file or directory - Failed to open "/nonexistent-rootfs"; '
                                   'Failed to handle rootfs pinning for container "vk-fail"')
+
+
+# ---------------------------------------------------------------- rootfs_tarball
+
+def make_rootfs(path, mode='w:gz'):
+    with tarfile.open(str(path), mode) as archive:
+        for name, data in (('./bin/busybox', b'\x7fELF fake'), ('./etc/inittab', b'::sysinit:/etc/init.d/rcS\n')):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            archive.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def test_rootfs_tarball_create_through_the_local_template(env, tmp_path):
+    fake, m = env
+    tarball = make_rootfs(tmp_path / 'rootfs.tar.gz')
+    p = params(rootfs_tarball=tarball, state='started', config={'lxc.signal.halt': 'SIGUSR1'})
+    check = m.run(p, check_mode=True)
+    assert check['changed'] and fake.calls == []
+    assert [a['action'] for a in check['actions']] == ['create', 'write_config', 'start']
+    result = m.run(p)
+    create = [c for c in fake.calls if c[0] == 'lxc-create'][0]
+    assert create[create.index('-t') + 1] == 'local'
+    assert create[create.index('--') + 1:create.index('--') + 2] == ['--metadata']
+    members, fstree, names = fake.local[0]
+    assert 'lxc.include = LXC_TEMPLATE_CONFIG/common.conf' in members['config']
+    assert 'LXC_TEMPLATE_CONFIG/userns.conf' in members['config-user']
+    # a gzip tarball reaches lxc-local recompressed as xz, with the same members
+    assert fstree != tarball and names == ['./bin/busybox', './etc/inittab']
+    # the written config holds the options before the first start
+    tools = [c[0] for c in fake.calls]
+    assert tools.index('lxc-create') < tools.index('lxc-start')
+    assert 'lxc.signal.halt = SIGUSR1' in open(m.r.config_path('vk-a')).read()
+    assert result['container']['state'] == 'running'
+    # the scratch files are gone
+    assert [n for n in os.listdir(str(tmp_path)) if n.startswith('.virtkit-create-')] == []
+    # an existing container is not recreated, even when the tarball changed or is gone
+    os.unlink(tarball)
+    fake.calls[:] = []
+    assert not m.run(p)['changed'] and [c[0] for c in fake.calls] == ['lxc-info']
+    assert not m.run(p, check_mode=True)['changed']
+
+
+def test_rootfs_tarball_xz_is_passed_as_is(env, tmp_path):
+    fake, m = env
+    tarball = make_rootfs(tmp_path / 'rootfs.tar.xz', 'w:xz')
+    # template's argument-spec default (busybox) does not get in the way
+    result = m.run(params(rootfs_tarball=tarball, template='busybox'))
+    assert fake.local[0][1] == tarball
+    assert [a['action'] for a in result['actions']] == ['create', 'write_config']
+
+
+@pytest.mark.parametrize('content, message', [
+    (None, 'rootfs_tarball: {path} does not exist on the LXC host'),
+    (b'', 'is not a tar archive (.tar, .tar.gz, .tar.bz2 or .tar.xz) (or it is empty)'),
+    (b'just text, no tar header' * 40, 'is not a tar archive'),
+    (b'\x1f\x8bnot really gzip', 'cannot be read'),
+    (b'\x28\xb5\x2f\xfd' + b'\x00' * 600, 'is zstd-compressed'),
+], ids=['missing', 'empty', 'text', 'bad-gzip', 'zstd'])
+def test_rootfs_tarball_refused_before_any_change(env, tmp_path, content, message):
+    fake, m = env
+    path = str(tmp_path / 'rootfs.tar.gz')
+    if content is not None:
+        with open(path, 'wb') as handle:
+            handle.write(content)
+    for check_mode in (True, False):
+        with pytest.raises(VirtkitError) as err:
+            m.run(params(rootfs_tarball=path, state='started'), check_mode=check_mode)
+        assert str(err.value).startswith('vk-a: ') and message.format(path=path) in str(err.value)
+        assert '\n' not in str(err.value)
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize('extra, message', [
+    ({'template': 'debian'}, 'rootfs_tarball: cannot be combined with template'),
+    ({'clone_from': 'vk-src'}, 'rootfs_tarball: cannot be combined with clone_from'),
+    ({'template_options': ['--release', 'x']}, 'rootfs_tarball: cannot be combined with template_options'),
+], ids=['template', 'clone_from', 'template_options'])
+def test_rootfs_tarball_is_one_source(env, extra, message):
+    fake, m = env
+    with pytest.raises(VirtkitError, match=message):
+        m.run(params(rootfs_tarball='/tmp/rootfs.tar.xz', **extra))
+    assert fake.calls == []
+
+
+def test_rootfs_tarball_needs_an_absolute_path(env):
+    _fake, m = env
+    with pytest.raises(VirtkitError, match='must be an absolute path on the LXC host'):
+        m.run(params(rootfs_tarball='rootfs.tar.xz'))
+
+
+# ---------------------------------------------------------------- clone backing store options
+
+def test_clone_passes_backing_store_and_fssize_to_lxc_copy(env):
+    fake, m = env
+    m.run(params(name='vk-src'))
+    m.run(params(name='vk-b', clone_from='vk-src', backing_store='loop',
+                 backing_store_options={'fssize': '2G', 'dir': None, 'vgname': None}))
+    copy = [c for c in fake.calls if c[0] == 'lxc-copy'][0]
+    assert copy[copy.index('-B') + 1] == 'loop'
+    assert copy[copy.index('-L') + 1] == '2G'
+
+
+def test_clone_without_options_keeps_lxc_copy_defaults(env):
+    fake, m = env
+    m.run(params(name='vk-src'))
+    m.run(params(name='vk-b', clone_from='vk-src', backing_store_options={'fssize': None}))
+    copy = [c for c in fake.calls if c[0] == 'lxc-copy'][0]
+    assert '-B' not in copy and '-L' not in copy
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'vgname': 'vg0', 'fssize': '1G'}, 'lxc-copy cannot set vgname for a clone'),
+    ({'fssize': 'two gigs'}, "backing_store_options.fssize: 'two gigs' is not a size"),
+], ids=['vgname', 'bad-fssize'])
+def test_clone_backing_store_options_refused(env, options, message):
+    fake, m = env
+    m.run(params(name='vk-src'))
+    fake.calls[:] = []
+    with pytest.raises(VirtkitError, match=message):
+        m.run(params(name='vk-b', clone_from='vk-src', backing_store='lvm', backing_store_options=options))
+    assert fake.calls == []

@@ -46,6 +46,12 @@ def test_new_container_plan_writes_config_before_start():
     assert plan.after['state'] == 'running'
 
 
+def test_rootfs_tarball_plan_names_the_tarball():
+    plan = build_plan(spec(rootfs_tarball='/srv/rootfs.tar.xz', state='started'), Current('vk-a'))
+    assert actions(plan) == ['create', 'write_config', 'start']
+    assert plan.actions[0].summary == 'create vk-a from the rootfs tarball /srv/rootfs.tar.xz (dir backing store)'
+
+
 def test_clone_plan():
     plan = build_plan(spec(clone_from='vk-src'), Current('vk-a'))
     assert actions(plan) == ['clone', 'write_config']
