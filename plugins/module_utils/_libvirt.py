@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 import traceback
 
 from ansible_collections.virtkit.guests.plugins.module_utils import _resource
@@ -48,15 +49,39 @@ def _code(name):
     return getattr(libvirt, name, -1)
 
 
+# What the ssh client of a qemu+ssh:// URI says, and what it means. Checked before the
+# local causes: "Permission denied" and "Connection refused" mean something else there.
+_SSH_CAUSES = (
+    (re.compile(r'host key verification failed'),
+     'SSH does not know the host key of the libvirt host; add it to known_hosts (or set no_verify=1 in the URI)'),
+    (re.compile(r'permission denied \((publickey|password|keyboard-interactive|gssapi)'),
+     'SSH login to the libvirt host was refused; check the user and keyfile= of the URI, or the ssh-agent'),
+    (re.compile(r'ssh: (connect to host|could not resolve hostname)'),
+     'the libvirt host cannot be reached over SSH'),
+    (re.compile(r'\b(nc|virt-ssh-helper): (\S+: )?not found'),
+     'the libvirt host lacks the proxy command of the SSH transport (netcat or virt-ssh-helper; '
+     'proxy=native in the URI uses virt-ssh-helper)'),
+)
+# QEMU runs as its own user: "run as root" is no advice when it cannot open a disk.
+_QEMU_ACCESS = re.compile(r'cannot access storage file .* \(as uid:(\d+), gid:(\d+)\): permission denied')
+
+
 def explain(err, subject, operation):
     """Turn a libvirtError into one line naming the subject, operation and likely cause."""
     raw = ' '.join(str(err).split())
     low = raw.lower()
     code = error_code(err)
     cause = raw
+    ssh = [text for pattern, text in _SSH_CAUSES if pattern.search(low)]
+    qemu_access = _QEMU_ACCESS.search(low)
     if libvirt is not None:
         socket = 'socket' in low or 'connect' in low
-        if socket and ('no such file or directory' in low or 'connection refused' in low):
+        if ssh:
+            cause = '%s (%s)' % (ssh[0], raw)
+        elif qemu_access:
+            cause = ('the QEMU process (uid %s, gid %s) may not read the file; check the permissions of '
+                     'the file and of its directories (%s)' % (qemu_access.group(1), qemu_access.group(2), raw))
+        elif socket and ('no such file or directory' in low or 'connection refused' in low):
             cause = 'libvirtd is not running or its socket is missing (%s)' % raw
         elif code == _code('VIR_ERR_AUTH_UNAVAILABLE'):
             cause = ('polkit did not authorize this user and no agent could ask; run as root or as a member '
@@ -113,9 +138,21 @@ class Connection:
 
     @property
     def is_local(self):
-        """True when the URI addresses this machine (no host part)."""
-        rest = self.uri.split('://', 1)[1] if '://' in self.uri else ''
-        return rest.startswith('/') or rest == ''
+        """True when the connection addresses this machine (its URI has no host part).
+
+        Decided on the URI libvirt reports for the open connection, so an alias from
+        libvirt.conf (``uri_aliases``, a name without ``://``) counts as what it stands for.
+        Read once per connection.
+        """
+        if getattr(self, '_is_local', None) is None:
+            uri = self.uri
+            try:
+                uri = self.conn.getURI() or uri
+            except (AttributeError, libvirt.libvirtError):
+                pass
+            rest = uri.split('://', 1)[1] if '://' in uri else ''
+            self._is_local = rest.startswith('/') or rest == ''
+        return self._is_local
 
     def call(self, subject, operation, func, *args):
         """Run ``func(*args)`` translating libvirt errors into one-line VirtkitErrors."""

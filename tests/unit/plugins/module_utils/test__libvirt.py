@@ -102,6 +102,33 @@ CASES = {
         'VIR_ERR_NETWORK_EXIST', 'VIR_FROM_NETWORK',
         "operation failed: network is already active as 'lab'",
         "name clash: operation failed: network is already active as 'lab'"),
+    'ssh: unknown host key': (
+        'VIR_ERR_SYSTEM_ERROR', 'VIR_FROM_RPC',
+        'Cannot recv data: Host key verification failed.: Connection reset by peer',
+        'SSH does not know the host key of the libvirt host; add it to known_hosts (or set no_verify=1 in '
+        'the URI) (Cannot recv data: Host key verification failed.: Connection reset by peer)'),
+    'ssh: key refused': (
+        'VIR_ERR_SYSTEM_ERROR', 'VIR_FROM_RPC',
+        'Cannot recv data: root@127.0.0.1: Permission denied (publickey).: Connection reset by peer',
+        'SSH login to the libvirt host was refused; check the user and keyfile= of the URI, or the ssh-agent '
+        '(Cannot recv data: root@127.0.0.1: Permission denied (publickey).: Connection reset by peer)'),
+    'ssh: sshd not listening': (
+        'VIR_ERR_SYSTEM_ERROR', 'VIR_FROM_RPC',
+        'Cannot recv data: ssh: connect to host 127.0.0.1 port 1: Connection refused: Connection reset by peer',
+        'the libvirt host cannot be reached over SSH (Cannot recv data: ssh: connect to host 127.0.0.1 '
+        'port 1: Connection refused: Connection reset by peer)'),
+    'ssh: no netcat on the host': (
+        'VIR_ERR_SYSTEM_ERROR', 'VIR_FROM_RPC',
+        'End of file while reading data: sh: 1: nc: not found: Input/output error',
+        'the libvirt host lacks the proxy command of the SSH transport (netcat or virt-ssh-helper; '
+        'proxy=native in the URI uses virt-ssh-helper) (End of file while reading data: sh: 1: nc: not found: '
+        'Input/output error)'),
+    'qemu cannot read a disk': (
+        'VIR_ERR_SYSTEM_ERROR', 'VIR_FROM_STORAGE',
+        "Cannot access storage file '/srv/pool/vm1.qcow2' (as uid:64055, gid:64055): Permission denied",
+        "the QEMU process (uid 64055, gid 64055) may not read the file; check the permissions of the file and "
+        "of its directories (Cannot access storage file '/srv/pool/vm1.qcow2' (as uid:64055, gid:64055): "
+        "Permission denied)"),
     'anything else stays as libvirt said it': (
         'VIR_ERR_OPERATION_INVALID', 'VIR_FROM_DOMAIN',
         'Requested operation is not valid: domain is not running',
@@ -156,3 +183,24 @@ def test_call_translates_libvirt_errors():
         assert conn.domain('virtkit-unit-no-such-guest') is None
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize('uri, resolved, local', [
+    ('qemu:///system', 'qemu:///system', True),
+    ('test:///default', 'test:///default', True),
+    ('qemu+ssh://root@127.0.0.1:2222/system?keyfile=/k', 'qemu+ssh://root@127.0.0.1:2222/system?keyfile=/k', False),
+    ('qemu+tcp://localhost/system', 'qemu+tcp://localhost/system', False),
+    # a libvirt.conf alias: the name says nothing, the connection's URI does
+    ('hv1', 'qemu+ssh://root@hv1.example.com/system', False),
+    ('here', 'qemu:///system', True),
+])
+def test_is_local_follows_the_connections_uri(uri, resolved, local):
+    conn = Connection.__new__(Connection)
+    conn.uri = uri
+
+    class Fake:
+        def getURI(self):
+            return resolved
+
+    conn.conn = Fake()
+    assert conn.is_local is local
