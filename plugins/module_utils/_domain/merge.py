@@ -174,8 +174,8 @@ def _merge_os(ed, root, spec):
     if spec.machine and not _machine_matches(type_el.get('machine'), spec.machine):
         ed.attr(type_el, 'machine', spec.machine, 'machine')
     if spec.firmware:
-        ed.attr(os_el, 'firmware', 'efi' if spec.firmware == 'uefi' else 'bios', 'firmware')
-    if spec.secure_boot is not None:
+        _merge_firmware(ed, os_el, spec.firmware)
+    if spec.secure_boot is not None and spec.firmware != 'bios':  # BIOS has no secure boot to describe
         fw = ed.child(os_el, 'firmware', 'secure_boot')
         for name in ('enrolled-keys', 'secure-boot'):
             feature = ed.child(fw, 'feature', 'secure_boot', name=name)
@@ -203,6 +203,41 @@ def _merge_os(ed, root, spec):
             if el is None:
                 el = etree.SubElement(os_el, key)
             ed.text(el, boot[key], 'boot')
+
+
+def firmware_of(os_el):
+    """'efi' or 'bios': what an <os> element boots with.
+
+    libvirt 9.0 keeps ``<os firmware='efi'>`` in the inactive XML only: a running guest's
+    live XML shows the pflash loader and NVRAM it selected instead, without the attribute.
+    """
+    if os_el.get('firmware'):
+        return os_el.get('firmware')
+    loader = os_el.find('loader')
+    if os_el.find('nvram') is not None or (loader is not None and loader.get('type') == 'pflash'):
+        return 'efi'
+    return 'bios'
+
+
+def _merge_firmware(ed, os_el, firmware):
+    """UEFI is <os firmware='efi'> (libvirt picks loader and NVRAM template from the
+    firmware descriptors); BIOS is the x86 default, so it is the absence of UEFI.
+
+    ``<os firmware='bios'>`` is never written: libvirt 9.0 then demands a firmware
+    descriptor for SeaBIOS, which Debian does not ship, and the guest fails to start
+    ("Unable to find any firmware to satisfy 'bios'").
+    """
+    current = firmware_of(os_el)
+    if firmware == 'uefi':
+        if current != 'efi':
+            ed.attr(os_el, 'firmware', 'efi', 'firmware')
+        return
+    if current != 'efi':
+        return
+    ed.attr(os_el, 'firmware', None, 'firmware')
+    for tag in ('loader', 'nvram', 'firmware'):
+        for el in os_el.findall(tag):
+            ed.remove(el, 'firmware')
 
 
 def _merge_cpu(ed, root, cpu):

@@ -558,3 +558,56 @@ def test_merge_does_not_touch_the_spec():
     new_guest(spec)
     new_guest(spec)
     assert spec.__dict__ == snapshot
+
+
+# ------------------------------------------------------------------ firmware as libvirt 9.0 reports it
+
+UEFI_TPM = {'firmware': 'uefi', 'secure_boot': False, 'tpm': {'model': 'tpm-crb', 'version': '2.0'}}
+
+
+def test_a_started_uefi_guest_is_still_uefi():
+    # libvirt 9.0 drops <os firmware='efi'> from the live XML and shows the pflash
+    # loader and the NVRAM it selected instead.
+    root, ed = merged(fixture('uefi-tpm-live.xml'), **UEFI_TPM)
+    assert root.find('os').get('firmware') is None
+    assert ed.changes == []
+    root, ed = merged(fixture('secure-boot-live.xml'), firmware='uefi', secure_boot=True)
+    assert ed.changes == []
+    root, ed = merged(fixture('uefi-tpm-inactive.xml'), **UEFI_TPM)
+    assert ed.changes == []
+
+
+@pytest.mark.parametrize('name', ['uefi-tpm-live.xml', 'uefi-tpm-inactive.xml', 'secure-boot-live.xml'])
+def test_bios_removes_uefi_and_never_writes_firmware_bios(name):
+    root, ed = merged(fixture(name), firmware='bios')
+    os_el = root.find('os')
+    assert ed.fields() == ['firmware']
+    assert os_el.get('firmware') is None
+    assert [el.tag for el in os_el if el.tag in ('loader', 'nvram', 'firmware')] == []
+    assert remerge(root, firmware='bios') == []
+
+
+def test_bios_on_a_new_or_bios_guest_changes_nothing():
+    # <os firmware='bios'> makes libvirt 9.0 look for a SeaBIOS firmware descriptor,
+    # which Debian does not ship: "Unable to find any firmware to satisfy 'bios'".
+    root, _ed = new_guest(spec_of(name='b', firmware='bios', secure_boot=False))
+    assert root.find('os').get('firmware') is None
+    assert root.find('os/firmware') is None
+    validate_domain_xml(to_string(root))
+    xml = fixture('running-inactive.xml')
+    assert merged(xml, firmware='bios')[1].changes == []
+    assert merged(xml.replace('<os>', "<os firmware='bios'>"), firmware='bios')[1].changes == []
+
+
+def test_uefi_on_a_bios_guest_is_a_firmware_change():
+    root, ed = merged(fixture('running-inactive.xml'), firmware='uefi')
+    assert ed.fields() == ['firmware']
+    assert root.find('os').get('firmware') == 'efi'
+
+
+def test_firmware_of():
+    assert xmerge.firmware_of(parse(fixture('uefi-tpm-live.xml')).find('os')) == 'efi'
+    assert xmerge.firmware_of(parse(fixture('uefi-tpm-inactive.xml')).find('os')) == 'efi'
+    assert xmerge.firmware_of(parse(fixture('running-live.xml')).find('os')) == 'bios'
+    rom = parse("<domain><os><loader type='rom'>/usr/share/seabios/bios.bin</loader></os></domain>")
+    assert xmerge.firmware_of(rom.find('os')) == 'bios'
