@@ -112,6 +112,7 @@ ARGUMENT_SPEC = dict(
     devices_exclusive={'type': 'bool', 'default': False},
     restart_policy={'type': 'str', 'choices': ['never', 'if_needed'], 'default': 'never'},
     shutdown_timeout={'type': 'int', 'default': 120},
+    live_timeout={'type': 'int', 'default': 20},
     force={'type': 'bool', 'default': False},
     remove_storage={'type': 'list', 'elements': 'str', 'default': []},
     wait_for_ip={'type': 'bool', 'default': False},
@@ -151,6 +152,9 @@ class DomainSpec:
         self.devices_exclusive = bool(params.get('devices_exclusive'))
         self.restart_policy = params.get('restart_policy') or 'never'
         self.shutdown_timeout = params.get('shutdown_timeout', 120)
+        self.live_timeout = params.get('live_timeout', 20)
+        if self.live_timeout is None:
+            self.live_timeout = 20
         self.force = bool(params.get('force'))
         self.remove_storage = list(params.get('remove_storage') or [])
         self.wait_for_ip = bool(params.get('wait_for_ip'))
@@ -212,6 +216,12 @@ def validate(params, current_machine=None):
         raise VirtkitError('secure_boot needs firmware: uefi')
     if spec.secure_boot and spec.machine and 'q35' not in spec.machine:
         raise VirtkitError('secure_boot needs a q35 machine type (got %s)' % spec.machine)
+    if spec.secure_boot and not spec.machine and current_machine and 'q35' not in current_machine:
+        # libvirt would define it, then fail to start: "Unable to find any firmware to satisfy 'efi'".
+        raise VirtkitError('secure_boot needs a q35 machine type (the guest has %s; set machine: q35)'
+                           % current_machine)
+    if spec.tpm:
+        _validate_tpm(spec.tpm)
     if spec.boot:
         for key in ('initrd', 'cmdline'):
             if spec.boot.get(key) and not spec.boot.get('kernel'):
@@ -234,6 +244,8 @@ def validate(params, current_machine=None):
         spec.metadata = _validate_metadata(spec.metadata)
     if spec.xml_overrides:
         _validate_overrides(spec.xml_overrides)
+    if spec.live_timeout < 0:
+        raise VirtkitError('live_timeout: must not be negative')
     if spec.shutdown_timeout < 0:
         raise VirtkitError('shutdown_timeout: must not be negative')
     if spec.wait_for_ip_timeout < 0:
@@ -358,6 +370,18 @@ def _validate_hostdevs(hostdevs):
         seen.add(key)
         result.append(h)
     return result
+
+
+def _validate_tpm(tpm):
+    """What libvirt would refuse only at define (or swtpm only at start)."""
+    if tpm.get('backend') == 'emulator':
+        if tpm.get('device'):
+            raise VirtkitError('tpm.device is for backend passthrough; an emulated TPM (swtpm) has no host device')
+        if tpm.get('version') == '1.2' and tpm.get('model') == 'tpm-crb':
+            raise VirtkitError('tpm: model tpm-crb is TPM 2.0 only; use model tpm-tis for version 1.2')
+    elif not tpm['device'].startswith('/'):
+        raise VirtkitError('tpm.device: %r must be an absolute path to a host device such as /dev/tpm0'
+                           % tpm['device'])
 
 
 def _validate_metadata(metadata):

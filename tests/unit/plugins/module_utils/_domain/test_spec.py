@@ -46,6 +46,12 @@ BAD = {
     'secure_boot with bios': ({'secure_boot': True, 'firmware': 'bios'}, 'secure_boot needs firmware: uefi'),
     'secure_boot on pc': ({'secure_boot': True, 'firmware': 'uefi', 'machine': 'pc'},
                           'secure_boot needs a q35 machine type (got pc)'),
+    'tpm 1.2 on crb': ({'tpm': {'version': '1.2'}},
+                       'tpm: model tpm-crb is TPM 2.0 only; use model tpm-tis for version 1.2'),
+    'emulated tpm with a device': ({'tpm': {'device': '/dev/tpm0'}},
+                                   'tpm.device is for backend passthrough; an emulated TPM (swtpm) has no host device'),
+    'passthrough tpm, relative device': ({'tpm': {'backend': 'passthrough', 'device': 'tpm0'}},
+                                         "tpm.device: 'tpm0' must be an absolute path to a host device"),
     'initrd without kernel': ({'boot': {'initrd': '/boot/initrd.img'}}, 'boot.initrd needs boot.kernel'),
     'cmdline without kernel': ({'boot': {'cmdline': 'console=ttyS0'}}, 'boot.cmdline needs boot.kernel'),
     'disk without source': ({'disks': [{'target': 'vda'}]},
@@ -145,6 +151,25 @@ def test_valid_topology_and_secure_boot():
     spec_of(name='web1', vcpus=4, cpu={'sockets': 2, 'cores': 2, 'threads': 1})
     # secure_boot with machine omitted is left to the existing guest's machine.
     spec_of(name='web1', firmware='uefi', secure_boot=True)
+
+
+def test_secure_boot_follows_the_existing_guests_machine():
+    message = refused('pc-i440fx-7.2', firmware='uefi', secure_boot=True)
+    assert message == 'secure_boot needs a q35 machine type (the guest has pc-i440fx-7.2; set machine: q35)'
+    spec_of('pc-q35-7.2', name='web1', firmware='uefi', secure_boot=True)
+    spec_of('pc-i440fx-7.2', name='web1', firmware='uefi', secure_boot=True, machine='q35')
+    spec_of('pc-i440fx-7.2', name='web1', firmware='uefi', secure_boot=False)
+
+
+@pytest.mark.parametrize('tpm', [
+    {},                                                      # tpm-crb, emulator, 2.0
+    {'model': 'tpm-tis', 'version': '1.2'},                  # TPM 1.2 works on the TIS interface
+    {'model': 'tpm-tis', 'backend': 'passthrough', 'device': '/dev/tpm0'},
+], ids=['emulated 2.0', 'emulated 1.2 on tis', 'passthrough'])
+def test_valid_tpm_requests(tpm):
+    spec = spec_of(name='web1', firmware='uefi', tpm=tpm)
+    assert spec.tpm['backend'] in ('emulator', 'passthrough')
+    assert spec.tpm['model'] == tpm.get('model', 'tpm-crb')
 
 
 def test_disk_targets_are_assigned_in_list_order_per_bus():
