@@ -22,6 +22,13 @@ description:
     maximum), added or removed disks, NICs and host devices, and cdrom media are applied live
     and persistently. Everything else is written to the persistent config and reported in
     RV(pending_restart_fields); the guest is restarted only with O(restart_policy=if_needed).
+  - A balloon target and a device detach need the guest's cooperation (a balloon driver,
+    honouring hot-unplug). The module waits up to O(live_timeout) for the live config to
+    show the result. When it does not, the run warns; a detach the guest ignored is
+    reported in RV(pending_restart_fields) (the persistent config no longer has the device).
+    The request is recorded in the running guest's live metadata (namespace
+    C(https://virtkit.dev/xmlns/guests/1/live), gone at the next boot), so reruns do not
+    ask again and stay unchanged, but warn again.
   - Check mode runs the same planning code as a real run and reports exactly its actions.
 author:
   - virtkit.guests developers (!UNKNOWN)
@@ -115,7 +122,11 @@ options:
         description: Topology threads per core.
         type: int
   firmware:
-    description: V(bios) or V(uefi) (libvirt picks the firmware files and an NVRAM store).
+    description:
+      - V(uefi) asks libvirt to pick UEFI firmware (OVMF) and make a per-guest NVRAM store
+        from the host's firmware descriptors (Debian package C(ovmf)).
+      - V(bios) is the x86 default; on a UEFI guest it removes UEFI (its NVRAM file is kept
+        until the guest is removed).
     type: str
     choices: [bios, uefi]
   secure_boot:
@@ -349,6 +360,14 @@ options:
     description: Seconds to wait for a graceful shutdown.
     type: int
     default: 120
+  live_timeout:
+    description:
+      - Seconds to wait, per live change, for a running guest to complete what it must
+        cooperate in, a device detach (hot-unplug) or a memory balloon target, before the
+        module warns (and, for a detach, reports the device in RV(pending_restart_fields)).
+      - V(0) checks once without waiting. A paused guest is checked once.
+    type: int
+    default: 20
   force:
     description: Power the guest off when it does not shut down within O(shutdown_timeout).
     type: bool
@@ -365,8 +384,11 @@ options:
     description:
       - Wait until the running guest has an IP address and return it.
       - A DHCP lease left from an earlier boot of the same MAC does not count when the
-        module started the guest; then only a lease taken after that start, or what the
-        guest agent reports, counts.
+        start of this boot is known; then only a lease taken after that start, or what the
+        guest agent reports, counts. The start is known when the module started the guest,
+        and on a local C(qemu:///system) or C(qemu:///session) connection when libvirt
+        booted the guest (the start of its QEMU process). A guest restored from a saved
+        image, a snapshot or a migration keeps the lease it held before.
     type: bool
     default: false
   wait_for_ip_timeout:
@@ -445,6 +467,60 @@ EXAMPLES = r'''
         device: cdrom
         path: /var/lib/libvirt/images/debian-12.iso
 
+- name: Keep only the listed disk and NIC on a running guest, unplug the rest (waits up to 30 s)
+  virtkit.guests.libvirt_domain:
+    name: web1
+    disks:
+      - pool: default
+        volume: web1.qcow2
+    interfaces:
+      - network: default
+    devices_exclusive: true
+    live_timeout: 30
+  register: web1_unplug
+
+- name: Say so when the guest ignored the unplug (it goes at the next restart)
+  ansible.builtin.debug:
+    msg: "Still attached until a restart: {{ web1_unplug.pending_restart_fields }}"
+  when: web1_unplug.pending_restart
+
+# A guest from a cloud image: the system disk is a copy-on-write overlay on an imported
+# base image, cloud-init reads its seed from a cdrom (see the collection README).
+- name: A 20 GiB copy-on-write system disk for web2 on the imported Debian cloud image
+  virtkit.guests.libvirt_volume:
+    pool: images
+    name: web2.qcow2
+    backing_volume: debian-12-base.qcow2
+    capacity: 20GiB
+
+- name: Its cloud-init seed (user and SSH key)
+  virtkit.guests.cloud_init_seed:
+    pool: images
+    name: web2-seed.iso
+    hostname: web2
+    user_data:
+      users:
+        - name: ops
+          ssh_authorized_keys: ["{{ lookup('ansible.builtin.file', 'ops.pub') }}"]
+          sudo: ALL=(ALL) NOPASSWD:ALL
+
+- name: The guest, booting from the overlay with the seed as a cdrom
+  virtkit.guests.libvirt_domain:
+    name: web2
+    state: running
+    memory: 2GiB
+    vcpus: 2
+    disks:
+      - pool: images
+        volume: web2.qcow2
+      - pool: images
+        volume: web2-seed.iso
+        device: cdrom
+    interfaces:
+      - network: default
+    guest_agent: true
+    wait_for_ip: true
+
 - name: An escape hatch for anything else
   virtkit.guests.libvirt_domain:
     name: web1
@@ -492,7 +568,9 @@ pending_restart:
   returned: always
   type: bool
 pending_restart_fields:
-  description: The fields that wait for a restart.
+  description:
+    - The fields that wait for a restart, including a device the running guest did not
+      release within O(live_timeout) (for example V(disks:vdb)).
   returned: always
   type: list
   elements: str

@@ -36,7 +36,10 @@ options:
     description: One guest's name; all guests when omitted.
     type: str
   ip_sources:
-    description: Where addresses of running guests come from, in order of preference.
+    description:
+      - Where addresses of running guests come from, in order of preference.
+      - On a local C(qemu:///system) or C(qemu:///session) connection a DHCP lease that a
+        booted guest took before its current boot (a stale lease of the same MAC) is left out.
     type: list
     elements: str
     choices: [lease, agent, arp]

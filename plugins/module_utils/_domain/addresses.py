@@ -136,12 +136,12 @@ class AddressReader:
         self.conn = conn
         self._lease_time = {}
 
-    def _network_leases(self, network, mac, since):
+    def _network_leases(self, network, mac, since, baseline=None):
         net = self.conn.network(network)
         if net is None or not net.isActive():
             return []
         duration = None
-        if since is not None:  # the lease time only matters for dropping stale leases
+        if since is not None and baseline is None:  # the lease time only matters for dropping stale leases
             if network not in self._lease_time:
                 self._lease_time[network] = lease_seconds(net.XMLDesc(0))
             duration = self._lease_time[network]
@@ -151,7 +151,10 @@ class AddressReader:
         except libvirt.libvirtError:
             return []
         for lease in leases:
-            if not fresh(lease, since, duration):
+            if baseline is not None:
+                if lease_key(lease) in baseline:
+                    continue  # held before this module started the guest: an earlier boot's
+            elif not fresh(lease, since, duration):
                 continue  # a lease from an earlier boot of this MAC
             if usable(lease.get('ipaddr', '')):
                 result.append(lease['ipaddr'])
@@ -170,21 +173,39 @@ class AddressReader:
                     result.setdefault(mac, []).append(addr['addr'])
         return result
 
-    def read(self, dom, live_root, sources, since=None):
-        """{mac: [addresses]} for the guest's NICs, trying ``sources`` in order."""
-        nics = []
-        for el in live_root.findall('devices/interface'):
-            mac_el, src = el.find('mac'), el.find('source')
-            if mac_el is None:
+    def lease_keys(self, root):
+        """The leases the guest's MACs hold now, taken just before the module starts it.
+
+        Over a remote URI the leases' expiry times are on the libvirt host's clock, which
+        need not agree with the clock of the host running the module; a lease missing from
+        this set (new, or renewed with another expiry) is then what marks this boot's.
+        """
+        keys = set()
+        for mac, kind, network in _nics(root):
+            if kind != 'network' or not network:
                 continue
-            nics.append((mac_el.get('address').lower(), el.get('type'),
-                         src.get('network') if src is not None else None))
+            net = self.conn.network(network)
+            if net is None or not net.isActive():
+                continue
+            try:
+                keys.update(lease_key(lease) for lease in net.DHCPLeases(mac))
+            except libvirt.libvirtError:
+                continue
+        return frozenset(keys)
+
+    def read(self, dom, live_root, sources, since=None, baseline=None):
+        """{mac: [addresses]} for the guest's NICs, trying ``sources`` in order.
+
+        A ``baseline`` (:meth:`lease_keys`) drops the leases in it instead of those older
+        than ``since``.
+        """
+        nics = _nics(live_root)
         result = {mac: [] for mac, _t, _n in nics}
         for source in sources:
             if source == 'lease':
                 for mac, kind, network in nics:
                     if kind == 'network' and network and not result[mac]:
-                        result[mac] = self._network_leases(network, mac, since)
+                        result[mac] = self._network_leases(network, mac, since, baseline)
             elif source == 'agent':
                 if not _agent_connected(live_root):
                     continue
@@ -196,6 +217,23 @@ class AddressReader:
                     if mac in result and not result[mac]:
                         result[mac] = addrs
         return result
+
+
+def _nics(root):
+    """(mac, interface type, network name or None) of each NIC with a MAC."""
+    nics = []
+    for el in root.findall('devices/interface'):
+        mac_el, src = el.find('mac'), el.find('source')
+        if mac_el is None:
+            continue
+        nics.append((mac_el.get('address').lower(), el.get('type'),
+                     src.get('network') if src is not None else None))
+    return nics
+
+
+def lease_key(lease):
+    """What tells one DHCP lease (a dict of virNetworkGetDHCPLeases) from another."""
+    return ((lease.get('mac') or '').lower(), lease.get('ipaddr'), str(lease.get('expirytime')))
 
 
 def _agent_connected(live_root):

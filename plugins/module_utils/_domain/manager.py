@@ -15,10 +15,12 @@ from ansible_collections.virtkit.guests.plugins.module_utils._wait import Deadli
 from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse, to_string
 from ansible_collections.virtkit.guests.plugins.module_utils._domain import devices as dev
 from ansible_collections.virtkit.guests.plugins.module_utils._domain import merge as xmerge
-from ansible_collections.virtkit.guests.plugins.module_utils._domain.addresses import AddressReader, first_address
+from ansible_collections.virtkit.guests.plugins.module_utils._domain.addresses import (
+    AddressReader, first_address, guest_start_time)
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.facts import STATE_NAMES, xml_facts
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.plan import (
-    Current, build_plan, disk_sources, storage_to_remove)
+    LIVE_NS, LIVE_PREFIX, Current, LiveRequests, build_plan, disk_sources, live_device_present,
+    storage_to_remove)
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.spec import validate
 
 SHUTDOWN_RESEND_SECONDS = 10
@@ -37,6 +39,7 @@ class DomainManager:
         self.clock = clock
         self.dom = None
         self.started_at = None
+        self.lease_baseline = None
         self.forced_off = False
 
     # ------------------------------------------------------------ reading
@@ -163,12 +166,19 @@ class DomainManager:
         virt_type, arch = self.preflight(spec, current)
         plan = build_plan(spec, current, virt_type=virt_type, arch=arch or 'x86_64')
         result = plan.result()
+        result['warnings'] = list(plan.warnings)
         if check_mode:
             result['forced_off'] = False
             result['domain'] = self.facts(name, current=current) if current.exists else {}
             return result
         self.execute(plan, spec, current)
         result['forced_off'] = self.forced_off
+        result['warnings'].extend(self.warnings)
+        if self.late_pending:
+            # Live changes the guest did not complete: the persistent config has them.
+            result['pending_restart'] = True
+            result['pending_restart_fields'].extend(
+                f for f in self.late_pending if f not in result['pending_restart_fields'])
         if getattr(plan, 'restarting', False):
             result['pending_restart'] = False
             result['pending_restart_fields'] = []
@@ -184,6 +194,11 @@ class DomainManager:
     def execute(self, plan, spec, current):
         self.spec = spec
         self.current = current
+        self.warnings = []
+        self.late_pending = []
+        live = parse(current.live_xml) if current.live_xml else None
+        self.requests = LiveRequests.read(live)
+        self.live_timeout = spec.live_timeout
         for action in plan.actions:
             getattr(self, '_op_' + action.op)(**action.params)
 
@@ -220,8 +235,51 @@ class DomainManager:
             self._new_inactive = parse(xml)
         return self._new_inactive
 
+    # Live changes that need the guest's cooperation: libvirt returns once it has asked
+    # (a balloon target, an ACPI/PCIe unplug request); the guest completes them, or not.
+    # Wait a bounded time for the live XML to show the result; otherwise say so, record
+    # the request in the live metadata so reruns do not ask again forever (plan.py reads
+    # it back) and leave the persistent config (already defined) to the next boot.
+
+    def _live_root(self):
+        return parse(self._call('read live XML', self.dom.XMLDesc, _flag('VIR_DOMAIN_XML_SECURE')),
+                     'the live XML of %s' % self.spec.name)
+
+    def _live_wait(self, check):
+        """Poll ``check(live_root)`` up to live_timeout (once on a paused guest).
+
+        Returns None when it held, else how it gave up, as words for a warning.
+        """
+        paused = self.dom.state()[0] != _flag('VIR_DOMAIN_RUNNING', 1)
+        try:
+            poll(lambda: check(self._live_root()), 0 if paused else self.live_timeout, interval=0.25,
+                 max_interval=1.0)
+        except WaitTimeout:
+            return 'at once: it is not running' if paused else 'within %ss' % self.live_timeout
+        return None
+
+    def _save_requests(self):
+        el = self.requests.element()
+        self._call('record the live requests', self.dom.setMetadata, _flag('VIR_DOMAIN_METADATA_ELEMENT'),
+                   to_string(el) if el is not None else None, LIVE_PREFIX, LIVE_NS,
+                   _flag('VIR_DOMAIN_AFFECT_LIVE'))
+
     def _op_set_memory(self, kib):
         self._call('set memory', self.dom.setMemoryFlags, kib, _flag('VIR_DOMAIN_AFFECT_LIVE'))
+        waited = self._live_wait(lambda root: xmerge.read_kib(root.find('currentMemory')) == kib)
+        if waited is None:
+            if self.requests.balloon is not None:
+                self.requests.balloon = None
+                self._save_requests()
+            return
+        now = xmerge.read_kib(self._live_root().find('currentMemory'))
+        # A rerun does not ask again while the guest stays where it is now.
+        self.requests.balloon = (kib, now)
+        self._save_requests()
+        self.warnings.append('%s: memory: the guest is at %s MiB, it did not reach the %d MiB asked for %s%s; '
+                             'the persistent config has it and reruns do not ask again while the guest stays there'
+                             % (self.spec.name, now // 1024 if now is not None else 'unknown', kib // 1024, waited,
+                                '' if waited.startswith('at once') else ' (no balloon driver in the guest?)'))
 
     def _op_set_vcpus(self, count):
         self._call('set vCPUs', self.dom.setVcpusFlags, count, _flag('VIR_DOMAIN_AFFECT_LIVE'))
@@ -258,12 +316,30 @@ class DomainManager:
             el.remove(alias)
         return to_string(el)
 
-    def _op_attach_device(self, kind, key):
+    def _op_attach_device(self, kind, key, field=None):
         xml = self._device_for_attach(kind, key)
         self._call('attach %s' % kind[:-1], self.dom.attachDeviceFlags, xml, _flag('VIR_DOMAIN_AFFECT_LIVE'))
+        if field in self.requests.detach:
+            self.requests.detach.discard(field)
+            self._save_requests()
 
-    def _op_detach_device(self, xml):
+    def _op_detach_device(self, xml, field=None):
         self._call('detach device', self.dom.detachDeviceFlags, xml, _flag('VIR_DOMAIN_AFFECT_LIVE'))
+        element = parse(xml)
+        field = field or element.tag
+        waited = self._live_wait(lambda root: not live_device_present(root, element))
+        if waited is None:
+            if field in self.requests.detach:
+                self.requests.detach.discard(field)
+                self._save_requests()
+            return
+        self.requests.detach.add(field)
+        self._save_requests()
+        self.late_pending.append(field)
+        self.warnings.append('%s: %s: the guest did not release the device %s%s; the persistent config no '
+                             'longer has it, so it goes at the next restart (pending_restart); reruns do not ask '
+                             'again' % (self.spec.name, field, waited,
+                                        '' if waited.startswith('at once') else ' (does it ignore hot-unplug?)'))
 
     def _op_update_media(self, xml):
         self._call('change media', self.dom.updateDeviceFlags, xml, _flag('VIR_DOMAIN_AFFECT_LIVE'))
@@ -272,7 +348,15 @@ class DomainManager:
         self._call('set autostart', self.dom.setAutostart, 1 if value else 0)
 
     def _op_start(self, paused=False):
-        self.started_at = self.clock()
+        # A managed save image is restored, not booted: the guest keeps the lease it took
+        # before it was saved, so no start time may rule that lease out.
+        restoring = bool(self._call('check managed save', self.dom.hasManagedSaveImage, 0))
+        self.started_at = None if restoring else self.clock()
+        if not self.c.is_local and not restoring:
+            # Lease times are on the remote host's clock, not on ours: remember the leases the
+            # guest's MACs hold before the start instead (see AddressReader.lease_keys).
+            inactive = parse(self._call('read XML', self.dom.XMLDesc, 0))
+            self.lease_baseline = AddressReader(self.c).lease_keys(inactive)
         flags = _flag('VIR_DOMAIN_START_PAUSED') if paused else 0
         self._call('start', self.dom.createWithFlags, flags)
 
@@ -325,19 +409,25 @@ class DomainManager:
             time.sleep(min(0.2, deadline.remaining()) or 0.01)
 
     def _op_undefine(self):
-        flags = 0
-        for name in ('VIR_DOMAIN_UNDEFINE_MANAGED_SAVE', 'VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA',
-                     'VIR_DOMAIN_UNDEFINE_NVRAM', 'VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA',
-                     'VIR_DOMAIN_UNDEFINE_TPM'):
-            flags |= _flag(name)
-        try:
-            self.dom.undefineFlags(flags)
-        except libvirt.libvirtError as err:
-            if error_code(err) == libvirt.VIR_ERR_NO_DOMAIN:
+        # Newest flags last (TPM: libvirt 8.9, checkpoints: 5.6). A daemon older than these
+        # bindings refuses flags it does not know, so drop the newest before falling back to
+        # a plain undefine, which refuses a guest with NVRAM or snapshots.
+        names = ('VIR_DOMAIN_UNDEFINE_MANAGED_SAVE', 'VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA',
+                 'VIR_DOMAIN_UNDEFINE_NVRAM', 'VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA',
+                 'VIR_DOMAIN_UNDEFINE_TPM')
+        for count in (len(names), len(names) - 1, len(names) - 2):
+            flags = 0
+            for name in names[:count]:
+                flags |= _flag(name)
+            try:
+                self.dom.undefineFlags(flags)
                 return
-            if error_code(err) not in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
-                raise VirtkitError(explain(err, self.spec.name, 'undefine'))
-            self._call('undefine', self.dom.undefine)
+            except libvirt.libvirtError as err:
+                if error_code(err) == libvirt.VIR_ERR_NO_DOMAIN:
+                    return
+                if error_code(err) not in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
+                    raise VirtkitError(explain(err, self.spec.name, 'undefine'))
+        self._call('undefine', self.dom.undefine)
 
     def _op_delete_storage(self, target, source):
         kind, handle = self._storage_handle(self.spec.name, target, source)
@@ -381,10 +471,10 @@ class DomainManager:
         if current.active:
             reader = AddressReader(self.c)
             sources = wait.ip_sources if wait else (sources or ['lease', 'agent'])
-            since = self.started_at
+            since = self.started_at or guest_start_time(self.c, self.dom)
 
             def look():
-                found = reader.read(self.dom, root, sources, since)
+                found = reader.read(self.dom, root, sources, since, self.lease_baseline)
                 return found if first_address(found) else None
 
             if wait is not None:
@@ -395,7 +485,7 @@ class DomainManager:
                                        'or the guest agent installed?)'
                                        % (name, '/'.join(sources), wait.wait_for_ip_timeout))
             else:
-                addresses = reader.read(self.dom, root, sources, since)
+                addresses = reader.read(self.dom, root, sources, since, self.lease_baseline)
         for nic in facts['interfaces']:
             nic['addresses'] = addresses.get(nic['mac'], [])
         facts['ip'] = first_address({n['mac']: n['addresses'] for n in facts['interfaces']})

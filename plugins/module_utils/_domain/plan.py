@@ -13,9 +13,10 @@ import re
 from copy import deepcopy
 
 from ansible_collections.virtkit.guests.plugins.module_utils._resource import Plan
-from ansible_collections.virtkit.guests.plugins.module_utils._xml import canonical, parse, to_string
+from ansible_collections.virtkit.guests.plugins.module_utils._xml import canonical, etree, parse, to_string
 from ansible_collections.virtkit.guests.plugins.module_utils._domain import merge as xmerge
-from ansible_collections.virtkit.guests.plugins.module_utils._domain.devices import disk_target
+from ansible_collections.virtkit.guests.plugins.module_utils._domain.devices import (
+    disk_target, hostdev_key, nic_mac)
 
 ACTIVE_STATES = ('running', 'paused')
 # Fields a running guest takes without a restart (applied to live and persistent config).
@@ -41,6 +42,76 @@ class Current:
         return self.state in ACTIVE_STATES
 
 
+# What earlier runs asked of a running guest that only completes with its cooperation
+# (a balloon target, a hot-unplug). Kept in the guest's *live* metadata under a namespace
+# of its own (libvirt keeps one element per namespace; ``metadata`` owns the other), so
+# it is gone after the next boot, when the persistent config applies anyway.
+LIVE_NS = 'https://virtkit.dev/xmlns/guests/1/live'
+LIVE_PREFIX = 'virtkitlive'
+
+
+class LiveRequests:
+    """The live requests recorded on a running guest: a balloon target and detaches.
+
+    ``balloon`` is ``(target_kib, at_kib)``: the target asked for and where the guest
+    was when the run that asked gave up waiting. ``detach`` holds the fields (``disks:vdb``...) whose
+    unplug the guest had not completed when the run that asked for it ended.
+    """
+
+    def __init__(self, balloon=None, detach=()):
+        self.balloon = balloon
+        self.detach = set(detach)
+
+    @classmethod
+    def read(cls, root):
+        el = root.find('metadata/{%s}live' % LIVE_NS) if root is not None else None
+        if el is None:
+            return cls()
+        balloon = None
+        b = el.find('{%s}balloon' % LIVE_NS)
+        if b is not None:
+            try:
+                balloon = (int(b.get('target')), int(b.get('at')))
+            except (TypeError, ValueError):
+                balloon = None
+        detach = [d.get('field') for d in el.findall('{%s}detach' % LIVE_NS) if d.get('field')]
+        return cls(balloon, detach)
+
+    def element(self):
+        """The element for virDomainSetMetadata (which adds the namespace), or None."""
+        if self.balloon is None and not self.detach:
+            return None
+        el = etree.Element('live')
+        if self.balloon is not None:
+            etree.SubElement(el, 'balloon', target=str(self.balloon[0]), at=str(self.balloon[1]))
+        for field in sorted(self.detach):
+            etree.SubElement(el, 'detach', field=field)
+        return el
+
+
+def live_device_present(live_root, element):
+    """Is the device ``element`` (taken from the live XML) still in ``live_root``?
+
+    Identity as in devices.py: a disk by target, a NIC by MAC, a host device by its
+    source address; anything else by the alias libvirt gave it.
+    """
+    devices = live_root.find('devices')
+    if devices is None:
+        return False
+    tag = element.tag
+    if tag == 'disk':
+        return any(disk_target(el) == disk_target(element) for el in devices.findall('disk'))
+    if tag == 'interface' and nic_mac(element):
+        return any(nic_mac(el) == nic_mac(element) for el in devices.findall('interface'))
+    if tag == 'hostdev' and hostdev_key(element) is not None:
+        return any(hostdev_key(el) == hostdev_key(element) for el in devices.findall('hostdev'))
+    alias = element.find('alias')
+    if alias is None or not alias.get('name'):
+        return any(canonical(el) == canonical(element) for el in devices.findall(tag))
+    return any(el.find('alias') is not None and el.find('alias').get('name') == alias.get('name')
+               for el in devices.findall(tag))
+
+
 def _mask(text):
     return re.sub(r"passwd=(['\"]).*?\1", "passwd='********'", text) if text else text
 
@@ -53,6 +124,7 @@ def build_plan(spec, current, virt_type=None, arch='x86_64'):
     plan = Plan(spec.name)
     plan.merged_xml = None
     plan.live_changes = []
+    plan.warnings = []
     plan.before = {'state': current.state}
     plan.after = {'state': current.state}
     if spec.state == 'absent':
@@ -100,12 +172,26 @@ def _plan_live(plan, spec, current):
     live_max_kib = xmerge.read_kib(live_root.find('memory'))
     vcpu_el = live_root.find('vcpu')
     live_max_vcpus = int(vcpu_el.text) if vcpu_el is not None and vcpu_el.text else None
+    live_cur_kib = xmerge.read_kib(live_root.find('currentMemory')) or live_max_kib
+    balloon = live_root.find('devices/memballoon')
+    # Without a balloon device libvirt cannot change the memory of a running guest.
+    no_balloon = balloon is not None and balloon.get('model') == 'none'
+    requested = LiveRequests.read(live_root)
     live_ed = xmerge.merge(live_root, spec)
     ops, pending = [], []
     for field in live_ed.fields():
         changes = [c for c in live_ed.changes if c.field == field]
         kinds = {c.kind for c in changes}
-        if field == 'memory' and spec.memory_kib is not None and spec.memory_kib <= (live_max_kib or 0):
+        if field == 'memory' and spec.memory_kib is not None and spec.memory_kib <= (live_max_kib or 0) \
+                and not no_balloon:
+            if requested.balloon == (spec.memory_kib, live_cur_kib):
+                # Asked for on an earlier run and the guest has not moved since: asking
+                # again changes nothing (DESIGN principle 4: honest, not changed forever).
+                plan.warnings.append(
+                    '%s: memory: the guest is still at %d MiB, not at the %d MiB an earlier run asked for '
+                    '(no balloon driver in the guest?); not asking again, the persistent config has it'
+                    % (spec.name, live_cur_kib // 1024, spec.memory_kib // 1024))
+                continue
             ops.append(('set_memory', 'set the memory of the running guest to %d MiB' % (spec.memory_kib // 1024),
                         {'kib': spec.memory_kib}))
         elif field == 'vcpus' and spec.vcpus is not None and spec.vcpus <= (live_max_vcpus or 0):
@@ -117,10 +203,17 @@ def _plan_live(plan, spec, current):
             kind = field.split(':', 1)[0]
             if change.kind == 'add':
                 ops.append(('attach_device', 'attach %s %s to the running guest' % (kind[:-1], field.split(':', 1)[1]),
-                            {'kind': kind, 'key': change.key}))
+                            {'kind': kind, 'key': change.key, 'field': field}))
+            elif change.kind == 'remove' and field in requested.detach:
+                # An earlier run asked for this unplug and the guest has not done it.
+                plan.warnings.append(
+                    '%s: %s: an earlier run asked the guest to release this device and it still holds it '
+                    '(the guest ignores hot-unplug, or is not running?); not asking again, it goes at the next '
+                    'restart' % (spec.name, field))
+                pending.append(field)
             elif change.kind == 'remove':
                 ops.append(('detach_device', 'detach %s %s from the running guest' % (kind[:-1], field.split(':', 1)[1]),
-                            {'xml': to_string(change.element)}))
+                            {'xml': to_string(change.element), 'field': field}))
             else:
                 ops.append(('update_media', 'change the media in %s' % field.split(':', 1)[1],
                             {'xml': to_string(change.element)}))

@@ -16,7 +16,7 @@ import pytest
 
 from ansible_collections.virtkit.guests.plugins.module_utils._domain import addresses as addr
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.addresses import (
-    AddressReader, first_address, fresh, guest_start_time, lease_seconds, qemu_run_dir)
+    AddressReader, first_address, fresh, guest_start_time, lease_key, lease_seconds, qemu_run_dir)
 from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import libvirt
 from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
 
@@ -195,6 +195,42 @@ def test_reader_skips_unusable_addresses_and_other_macs():
     reader, _net = reader_for([lease('fe80::1', T0 + 5), lease('192.168.250.160', T0 + 5, mac=OTHER_MAC),
                                lease('192.168.250.150', T0 + 6)])
     assert reader.read(FakeDomain(), LIVE, ['lease'], since=T0)[MAC.lower()] == ['192.168.250.150']
+
+
+def test_baseline_drops_the_leases_held_before_the_start_whatever_the_clocks_say():
+    """Over a remote URI: the libvirt host's clock runs a minute behind ours (``since`` would
+    drop this boot's lease); the baseline taken before the start tells the leases apart."""
+    stale = lease('192.168.250.150', T0 - 3000)
+    reader, _net = reader_for([stale])
+    baseline = reader.lease_keys(LIVE)
+    assert baseline == frozenset([lease_key(stale)])
+    # after the start: the old lease and a new one, dated by the host's slow clock
+    reader, _net = reader_for([stale, lease('192.168.250.151', T0 - 60)])
+    assert reader.read(FakeDomain(), LIVE, ['lease'], since=T0)[MAC.lower()] == []
+    found = reader.read(FakeDomain(), LIVE, ['lease'], since=T0, baseline=baseline)
+    assert found[MAC.lower()] == ['192.168.250.151']
+
+
+def test_baseline_counts_a_renewal_of_the_same_address():
+    old = lease('192.168.250.150', T0 - 3000)
+    reader, _net = reader_for([old])
+    baseline = reader.lease_keys(LIVE)
+    reader, _net = reader_for([lease('192.168.250.150', T0 - 55)])
+    assert reader.read(FakeDomain(), LIVE, ['lease'], since=T0, baseline=baseline)[MAC.lower()] == [
+        '192.168.250.150']
+
+
+def test_baseline_with_only_the_old_lease_reports_nothing_yet():
+    reader, net = reader_for([lease('192.168.250.150', T0 - 40)])
+    baseline = reader.lease_keys(LIVE)
+    assert reader.read(FakeDomain(), LIVE, ['lease'], since=T0, baseline=baseline)[MAC.lower()] == []
+    assert net.xml_reads == 0  # no lease time needed
+
+
+@pytest.mark.parametrize('active, fail', [(False, False), (True, True)])
+def test_baseline_of_an_inactive_or_failing_network_is_empty(active, fail):
+    reader, _net = reader_for([lease('192.168.250.150', T0 - 40)], active=active, fail=fail)
+    assert reader.lease_keys(LIVE) == frozenset()
 
 
 def test_reader_falls_back_to_arp_after_a_stale_lease():

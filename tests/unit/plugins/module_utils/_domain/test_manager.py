@@ -12,40 +12,21 @@ live attach is covered by the integration tests on a real libvirtd.
 from __future__ import annotations
 
 import copy
-import itertools
 import os
+import time
 
 import pytest
 
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Connection, libvirt
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.manager import DomainManager
-from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
+from ansible_collections.virtkit.guests.plugins.module_utils._domain.plan import LiveRequests
+from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse, to_string
 from ansible_collections.virtkit.guests.tests.unit.helpers import RICH, params
 
 pytestmark = pytest.mark.skipif(libvirt is None, reason='libvirt-python is not installed')
 
 URI = 'test:///default'
-PREFIX = 'virtkit-unit-'
-_counter = itertools.count()
-
-
-@pytest.fixture
-def conn():
-    connection = Connection(URI)
-    yield connection
-    for dom in connection.conn.listAllDomains(0):
-        if dom.name().startswith(PREFIX):
-            if dom.isActive():
-                dom.destroy()
-            if dom.isPersistent():
-                dom.undefine()
-    connection.close()
-
-
-@pytest.fixture
-def name(request):
-    return '%s%s-%d' % (PREFIX, request.node.originalname.replace('_', '-')[:40], next(_counter))
 
 
 @pytest.fixture
@@ -373,3 +354,192 @@ def test_check_mode_reports_exactly_what_the_real_run_executes(conn, name, steps
         assert executed.pop() == check['actions'] == real['actions']
         assert (check['changed'], check['pending_restart_fields']) == (real['changed'], real['pending_restart_fields'])
         assert check['diff'] == real['diff']
+
+
+# ------------------------------------------------------------------ live changes the guest must complete
+# The test driver neither detaches devices live nor has a guest that could ignore a
+# balloon target. A thin stand-in around its domain plays the guest: it hides a detached
+# device from the live XML when it "honours" the unplug, and keeps its memory when it
+# has "no balloon driver". Everything else (define, live metadata, state) is libvirt's.
+
+class Guest:
+    """A test-driver domain whose guest cooperates in unplug and balloon, or not."""
+
+    def __init__(self, dom, unplug=True, balloon=True):
+        self.dom = dom
+        self.unplug = unplug
+        self.balloon = balloon
+        self.unplugged = []  # live device elements the guest released
+        self.detach_calls = 0
+        self.memory_calls = 0
+
+    def __getattr__(self, attr):
+        return getattr(self.dom, attr)
+
+    def XMLDesc(self, flags=0):  # noqa: N802 - libvirt's name
+        xml = self.dom.XMLDesc(flags)
+        if flags & libvirt.VIR_DOMAIN_XML_INACTIVE or not self.unplugged:
+            return xml
+        root = parse(xml)
+        devices = root.find('devices')
+        for gone in self.unplugged:
+            for el in devices.findall(gone.tag):
+                if to_string(el) == to_string(gone):
+                    devices.remove(el)
+        return to_string(root)
+
+    def detachDeviceFlags(self, xml, flags):  # noqa: N802
+        self.detach_calls += 1
+        assert flags == libvirt.VIR_DOMAIN_AFFECT_LIVE
+        if self.unplug:
+            wanted = parse(xml)
+            for el in parse(self.dom.XMLDesc(0)).find('devices').findall(wanted.tag):
+                if to_string(el) == to_string(wanted):
+                    self.unplugged.append(el)
+        return 0
+
+    def setMemoryFlags(self, kib, flags):  # noqa: N802
+        self.memory_calls += 1
+        return self.dom.setMemoryFlags(kib, flags) if self.balloon else 0
+
+
+class GuestConnection:
+    """The virConnect of the test driver, handing out the stand-in after a define."""
+
+    def __init__(self, conn, guest):
+        self.conn = conn
+        self.guest = guest
+
+    def __getattr__(self, attr):
+        return getattr(self.conn, attr)
+
+    def defineXMLFlags(self, xml, flags):  # noqa: N802
+        self.conn.defineXMLFlags(xml, flags)
+        return self.guest
+
+
+def run_guest(conn, guest, check=False, live_timeout=1, **options):
+    """One module run against the stand-in ``guest``."""
+    options.setdefault('uri', URI)
+    manager = DomainManager(conn)
+    manager.conn = GuestConnection(conn.conn, guest)
+    conn.domain = lambda name: guest if name == guest.dom.name() else None
+    try:
+        values = params(live_timeout=live_timeout, **options)
+        return manager.run(values, check_mode=check)
+    finally:
+        del conn.domain
+
+
+def live_requests(conn, name):
+    root = parse(conn.conn.lookupByName(name).XMLDesc(0))
+    return LiveRequests.read(root)
+
+
+def two_nics(name):
+    return dict(name=name, state='running', memory=64, interfaces=[{'network': 'default'}, {'network': 'default'}])
+
+
+def test_a_detach_the_guest_completes_is_confirmed(conn, name):
+    run(conn, **two_nics(name))
+    guest = Guest(conn.conn.lookupByName(name))
+    macs = [nic['mac'] for nic in run(conn, name=name)['domain']['interfaces']]
+    one = {**two_nics(name), 'interfaces': [{'mac': macs[0], 'network': 'default'}], 'devices_exclusive': True}
+    result = run_guest(conn, guest, **one)
+    assert ops(result) == ['define', 'detach_device']
+    assert result['pending_restart'] is False and result['warnings'] == []
+    assert [nic['mac'] for nic in result['domain']['interfaces']] == [macs[0]]
+    assert live_requests(conn, name).detach == set()
+    again = run_guest(conn, guest, **one)
+    assert not again['changed'] and again['warnings'] == [] and guest.detach_calls == 1
+
+
+def test_a_detach_the_guest_ignores_is_reported_and_reruns_are_stable(conn, name):
+    run(conn, **two_nics(name))
+    guest = Guest(conn.conn.lookupByName(name), unplug=False)
+    macs = [nic['mac'] for nic in run(conn, name=name)['domain']['interfaces']]
+    one = {**two_nics(name), 'interfaces': [{'mac': macs[0], 'network': 'default'}], 'devices_exclusive': True}
+    field = 'interfaces:%s' % macs[1]
+    started = time.monotonic()
+    result = run_guest(conn, guest, live_timeout=1, **one)
+    assert time.monotonic() - started < 10  # bounded by live_timeout
+    assert result['changed'] and ops(result) == ['define', 'detach_device']
+    assert result['pending_restart'] is True and result['pending_restart_fields'] == [field]
+    assert result['warnings'] == [
+        '%s: %s: the guest did not release the device within 1s (does it ignore hot-unplug?); the persistent '
+        'config no longer has it, so it goes at the next restart (pending_restart); reruns do not ask again'
+        % (name, field)]
+    # Honest facts: the running guest still has the NIC, its persistent config does not.
+    assert [nic['mac'] for nic in result['domain']['interfaces']] == macs
+    assert [el.find('mac').get('address') for el in inactive_root(conn, name).findall('devices/interface')] == \
+        [macs[0]]
+    assert live_requests(conn, name).detach == {field}
+    for check in (False, True):
+        again = run_guest(conn, guest, check=check, **one)
+        assert not again['changed'] and again['actions'] == []
+        assert again['pending_restart'] is True and again['pending_restart_fields'] == [field]
+        assert len(again['warnings']) == 1 and 'an earlier run asked the guest to release' in again['warnings'][0]
+    assert guest.detach_calls == 1  # asked once, never again
+    # The next boot applies the persistent config, and the live record goes with it.
+    restarted = run_guest(conn, guest, restart_policy='if_needed', force=True, shutdown_timeout=0, **one)
+    assert ops(restarted) == ['restart'] and restarted['pending_restart'] is False
+    assert [nic['mac'] for nic in restarted['domain']['interfaces']] == [macs[0]]
+    assert live_requests(conn, name).detach == set()
+    assert not run_guest(conn, guest, **one)['changed']
+
+
+def test_a_balloon_target_the_guest_ignores_is_asked_for_once(conn, name):
+    base = dict(name=name, state='running', memory=128, max_memory=256)
+    run(conn, **base)
+    guest = Guest(conn.conn.lookupByName(name), balloon=False)
+    result = run_guest(conn, guest, **{**base, 'memory': 64})
+    assert ops(result) == ['define', 'set_memory'] and result['pending_restart'] is False
+    assert result['warnings'] == [
+        '%s: memory: the guest is at 128 MiB, it did not reach the 64 MiB asked for within 1s (no balloon '
+        'driver in the guest?); the persistent config has it and reruns do not ask again while the guest '
+        'stays there' % name]
+    assert result['domain']['memory_mib'] == 128  # what the guest really has
+    assert live_requests(conn, name).balloon == (64 * 1024, 128 * 1024)
+    for check in (False, True):
+        again = run_guest(conn, guest, check=check, **{**base, 'memory': 64})
+        assert not again['changed'] and again['actions'] == [] and again['pending_restart'] is False
+        assert len(again['warnings']) == 1 and 'not at the 64 MiB an earlier run asked for' in again['warnings'][0]
+    assert guest.memory_calls == 1
+    # A guest that does balloon: another target is asked for, reached, the record cleared.
+    guest.balloon = True
+    reached = run_guest(conn, guest, **{**base, 'memory': 96})
+    assert ops(reached) == ['define', 'set_memory'] and reached['warnings'] == []
+    assert reached['domain']['memory_mib'] == 96
+    assert live_requests(conn, name).balloon is None
+
+
+def test_memory_of_a_guest_without_balloon_device_is_pending_not_an_error(conn, name):
+    none = [{'xpath': '/domain/devices/memballoon/@model', 'value': 'none'}]
+    run(conn, name=name, state='running', memory=128, max_memory=256, xml_overrides=none)
+    result = run(conn, name=name, state='running', memory=64, xml_overrides=none)
+    assert ops(result) == ['define']
+    assert result['pending_restart'] is True and result['pending_restart_fields'] == ['memory']
+
+
+def test_live_timeout_must_not_be_negative(conn, name):
+    values = params(name=name, uri=URI, live_timeout=-1)
+    with pytest.raises(VirtkitError, match='^live_timeout: must not be negative$'):
+        DomainManager(conn).run(values)
+    assert conn.domain(name) is None
+
+
+def test_a_paused_guest_is_checked_once_not_waited_for(conn, name):
+    run(conn, **two_nics(name))
+    run(conn, name=name, state='paused')
+    guest = Guest(conn.conn.lookupByName(name), unplug=False)
+    macs = [nic['mac'] for nic in run(conn, name=name)['domain']['interfaces']]
+    one = {**two_nics(name), 'state': 'paused', 'interfaces': [{'mac': macs[0], 'network': 'default'}],
+           'devices_exclusive': True}
+    started = time.monotonic()
+    result = run_guest(conn, guest, live_timeout=30, **one)
+    assert time.monotonic() - started < 10  # no 30 s wait for a guest that cannot answer
+    assert result['pending_restart_fields'] == ['interfaces:%s' % macs[1]]
+    assert result['warnings'] == [
+        '%s: interfaces:%s: the guest did not release the device at once: it is not running; the persistent '
+        'config no longer has it, so it goes at the next restart (pending_restart); reruns do not ask again'
+        % (name, macs[1])]

@@ -9,8 +9,9 @@ import pytest
 
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.plan import (
-    Current, build_plan, disk_sources, storage_to_remove)
-from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
+    LIVE_NS, LIVE_PREFIX, Current, LiveRequests, build_plan, disk_sources, live_device_present,
+    storage_to_remove)
+from ansible_collections.virtkit.guests.plugins.module_utils._xml import etree, parse, to_string
 from ansible_collections.virtkit.guests.tests.unit.helpers import RICH, fixture, spec_of, validate_domain_xml
 
 NAME = 'virtkit-unit-fixture'  # the guest in fixtures/running-*.xml
@@ -220,7 +221,7 @@ def test_adding_a_nic_is_attached_live():
     plan = plan_for('running', 'running', interfaces=[{'network': 'default'}, {'network': 'default'}])
     assert ops(plan) == ['define', 'attach_device']
     attach = plan.actions[1]
-    assert attach.params == {'kind': 'interfaces', 'key': 1}
+    assert attach.params == {'kind': 'interfaces', 'key': 1, 'field': 'interfaces:default#1'}
     assert attach.summary == 'attach interface default#1 to the running guest'
     assert plan.pending_restart == []
 
@@ -229,7 +230,8 @@ def test_adding_a_disk_and_changing_cdrom_media_are_live():
     plan = plan_for('running', 'running', disks=[{'device': 'cdrom', 'path': '/iso/a.iso'},
                                                  {'path': '/img/b.qcow2', 'format': 'qcow2'}])
     assert ops(plan) == ['define', 'attach_device', 'attach_device']
-    assert [a.params for a in plan.actions[1:]] == [{'kind': 'disks', 'key': 'hda'}, {'kind': 'disks', 'key': 'vda'}]
+    assert [a.params for a in plan.actions[1:]] == [{'kind': 'disks', 'key': 'hda', 'field': 'disks:hda'},
+                                                    {'kind': 'disks', 'key': 'vda', 'field': 'disks:vda'}]
     # Now the cdrom exists everywhere; a new ISO is a media change.
     inactive, live = plan.merged_xml, _live_with(plan.merged_xml)
     cur = Current(NAME, True, 'running', inactive, live)
@@ -254,6 +256,100 @@ def test_removing_a_nic_with_devices_exclusive_detaches_it():
     assert ops(plan) == ['define', 'detach_device']
     detach = parse(plan.actions[1].params['xml'])
     assert detach.find('mac').get('address') == '52:54:00:80:81:38'
+
+
+# ------------------------------------------------------------------ live changes the guest must complete
+
+def _live(requests=None, memory_kib=None, balloon_model=None):
+    """The fixture's live XML with recorded requests (as libvirt shows them), memory, balloon."""
+    live = parse(fixture('running-live.xml'))
+    if requests is not None:
+        # virDomainSetMetadata puts the element and its children in the namespace.
+        el = parse(to_string(requests.element()).replace(
+            '<live>', '<%s:live xmlns:%s="%s">' % (LIVE_PREFIX, LIVE_PREFIX, LIVE_NS)).replace(
+            '</live>', '</%s:live>' % LIVE_PREFIX).replace('<balloon', '<%s:balloon' % LIVE_PREFIX).replace(
+            '<detach', '<%s:detach' % LIVE_PREFIX))
+        container = etree.SubElement(live, 'metadata')
+        container.append(el)
+    if memory_kib is not None:
+        live.find('currentMemory').text = str(memory_kib)
+    if balloon_model is not None:
+        live.find('devices/memballoon').set('model', balloon_model)
+    return to_string(live)
+
+
+def test_live_requests_round_trip_through_the_metadata_element():
+    requests = LiveRequests((49152, 131072), ['disks:vdb', 'interfaces:52:54:00:80:81:38'])
+    el = requests.element()
+    assert to_string(el) == ('<live><balloon target="49152" at="131072"/>'
+                             '<detach field="disks:vdb"/><detach field="interfaces:52:54:00:80:81:38"/></live>')
+    again = LiveRequests.read(parse(_live(requests)))
+    assert again.balloon == (49152, 131072) and again.detach == requests.detach
+    assert LiveRequests().element() is None
+    empty = LiveRequests.read(parse(fixture('running-live.xml')))
+    assert empty.balloon is None and empty.detach == set()
+
+
+def test_a_balloon_target_already_asked_for_is_not_asked_again():
+    first = plan_for('running', 'running', memory=48)
+    assert ops(first) == ['define', 'set_memory'] and first.warnings == []
+    # The guest (no balloon driver) stayed at 128 MiB; the earlier run recorded that.
+    stuck = Current(NAME, True, 'running', first.merged_xml, _live(LiveRequests((48 * 1024, 128 * 1024))))
+    plan = plan_for('running', stuck, memory=48)
+    assert plan.actions == [] and not plan.changed and plan.pending_restart == []
+    assert plan.warnings == ['%s: memory: the guest is still at 128 MiB, not at the 48 MiB an earlier run asked '
+                             'for (no balloon driver in the guest?); not asking again, the persistent config '
+                             'has it' % NAME]
+    # The guest moved since (it got a driver, or someone else ballooned it): ask again.
+    moved = Current(NAME, True, 'running', first.merged_xml,
+                    _live(LiveRequests((48 * 1024, 128 * 1024)), memory_kib=100 * 1024))
+    assert ops(plan_for('running', moved, memory=48)) == ['set_memory']
+    # Another target than the recorded one: ask for it.
+    assert ops(plan_for('running', stuck, memory=64)) == ['define', 'set_memory']
+
+
+def test_memory_without_a_balloon_device_waits_for_a_restart():
+    cur = Current(NAME, True, 'running', fixture('running-inactive.xml'), _live(balloon_model='none'))
+    plan = plan_for('running', cur, memory=48)
+    assert ops(plan) == ['define']
+    assert plan.pending_restart == ['memory']
+
+
+def test_a_detach_the_guest_ignored_is_pending_not_asked_again():
+    first = plan_for('running', 'running', interfaces=[], devices_exclusive=True)
+    assert ops(first) == ['define', 'detach_device']
+    field = 'interfaces:52:54:00:80:81:38'
+    assert first.actions[1].params['field'] == field
+    ignored = Current(NAME, True, 'running', first.merged_xml, _live(LiveRequests(None, [field])))
+    plan = plan_for('running', ignored, interfaces=[], devices_exclusive=True)
+    assert plan.actions == [] and not plan.changed
+    assert plan.pending_restart == [field]
+    assert plan.warnings == ['%s: %s: an earlier run asked the guest to release this device and it still holds it '
+                             '(the guest ignores hot-unplug, or is not running?); not asking again, it goes at the '
+                             'next restart' % (NAME, field)]
+    # With restart_policy if_needed the restart removes it.
+    plan = plan_for('running', ignored, interfaces=[], devices_exclusive=True, restart_policy='if_needed')
+    assert ops(plan) == ['restart']
+
+
+def test_live_device_present_matches_by_identity():
+    live = parse(fixture('running-live.xml'))
+    nic = live.find('devices/interface')
+    assert live_device_present(live, nic)
+    other = parse(to_string(nic))
+    other.find('mac').set('address', '52:54:00:00:00:01')
+    assert not live_device_present(live, other)
+    disk = parse('<disk type="file" device="disk"><target dev="vdz" bus="virtio"/></disk>')
+    assert not live_device_present(live, disk)
+    rng = live.find('devices/rng')
+    assert live_device_present(live, rng)
+    rng_other = parse(to_string(rng))
+    rng_other.find('alias').set('name', 'rng9')
+    assert not live_device_present(live, rng_other)
+    gone = parse(to_string(live))
+    devices = gone.find('devices')
+    devices.remove(devices.find('interface'))
+    assert not live_device_present(gone, nic)
 
 
 def test_nic_model_change_is_pending_restart():
@@ -386,3 +482,18 @@ def test_the_plan_is_deterministic(state, cur, options):
         [(a.op, a.summary, a.params, a.changes) for a in second.actions]
     assert first.diff() == second.diff()
     assert first.describe() == [{'action': a.op, 'summary': a.summary} for a in first.actions if a.changes]
+
+
+def test_a_running_uefi_guest_with_a_tpm_is_not_pending_a_restart():
+    # The live XML of a started UEFI guest has no <os firmware='efi'> (libvirt 9.0).
+    options = dict(name='virtkit-unit-fixture', state='running', firmware='uefi', secure_boot=False,
+                   tpm={'model': 'tpm-crb', 'version': '2.0'})
+    cur = Current('virtkit-unit-fixture', True, 'running', fixture('uefi-tpm-inactive.xml'),
+                  fixture('uefi-tpm-live.xml'))
+    plan = build_plan(spec_of(**options), cur)
+    assert plan.actions == []
+    assert plan.pending_restart == []
+    options['tpm'] = {'model': 'tpm-tis', 'version': '2.0'}
+    plan = build_plan(spec_of(**options), cur)
+    assert [a.op for a in plan.actions] == ['define']
+    assert plan.pending_restart == ['tpm']

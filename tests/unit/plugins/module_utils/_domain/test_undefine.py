@@ -11,20 +11,17 @@ virDomain object captures every undefine call and can make one fail.
 
 from __future__ import annotations
 
-import itertools
 
 import pytest
 
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
-from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Connection, libvirt
+from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import libvirt
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.manager import DomainManager
 from ansible_collections.virtkit.guests.tests.unit.helpers import params
 
 pytestmark = pytest.mark.skipif(libvirt is None, reason='libvirt-python is not installed')
 
 URI = 'test:///default'
-PREFIX = 'virtkit-unit-undefine-'
-_counter = itertools.count()
 
 if libvirt is not None:
     WANTED = {
@@ -72,24 +69,6 @@ class RecordingDomain:
     def undefine(self):
         self._record(('undefine', None))
         return self._dom.undefine()
-
-
-@pytest.fixture
-def conn():
-    connection = Connection(URI)
-    yield connection
-    for dom in connection.conn.listAllDomains(0):
-        if dom.name().startswith(PREFIX):
-            if dom.isActive():
-                dom.destroy()
-            if dom.isPersistent():
-                dom.undefine()
-    connection.close()
-
-
-@pytest.fixture
-def name():
-    return '%s%d' % (PREFIX, next(_counter))
 
 
 def recording(conn, fail=None):
