@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import tarfile
 
 import pytest
@@ -18,109 +17,24 @@ from ansible_collections.virtkit.guests.plugins.module_utils._lxc import snapsho
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import attach
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import ContainerManager
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.runner import Runner
+from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.fake_lxc import FakeLxc, fixture
 
-FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
 HYBRID = cgroup.CgroupLayout(v1={'memory', 'cpu', 'cpuset', 'pids'}, v2_mount='/sys/fs/cgroup/unified',
                              v1_mounts={c: '/sys/fs/cgroup/' + c for c in ('memory', 'cpu', 'cpuset', 'pids')})
-
-
-class FakeLxc:
-    """Just enough of the lxc-* tools: state in a dict, containers as directories."""
-
-    def __init__(self, root):
-        self.root = root
-        self.state = {}
-        self.pid = 4000
-        self.calls = []
-        self.fail = {}
-        self.local = []  # what the local template got: (metadata members, fstree path, fstree members)
-
-    def __call__(self, argv, data=None, timeout=None):
-        self.calls.append(argv)
-        tool, name = argv[0], argv[2] if len(argv) > 2 and argv[1] == '-n' else None
-        if tool in self.fail:
-            return 1, b'', self.fail[tool].encode()
-        cdir = os.path.join(self.root, name) if name else None
-        if tool == 'lxc-info':
-            if not os.path.isdir(cdir):
-                return 1, b'', b'%s doesn\'t exist' % name.encode()
-            state = self.state.get(name, 'STOPPED')
-            out = 'State:          %s\n' % state
-            if state != 'STOPPED':
-                out += 'PID:            %d\n' % self.pid
-            return 0, out.encode(), b''
-        if tool == 'lxc-create':
-            if argv[argv.index('-t') + 1] == 'local':
-                # Read the inputs now: they are temporary files.
-                meta = argv[argv.index('--metadata') + 1]
-                fstree = argv[argv.index('--fstree') + 1]
-                with tarfile.open(meta, 'r:xz') as archive:
-                    members = {m.name: archive.extractfile(m).read().decode() for m in archive.getmembers()}
-                with tarfile.open(fstree, 'r:xz') as archive:
-                    self.local.append((members, fstree, sorted(archive.getnames())))
-            os.makedirs(os.path.join(cdir, 'rootfs'))
-            shutil.copy(os.path.join(FIXTURES, 'busybox.config'), os.path.join(cdir, 'config'))
-            return 0, b'', b''
-        if tool == 'lxc-copy':
-            new = argv[argv.index('-N') + 1]
-            if self.state.get(name, 'STOPPED') != 'STOPPED' and '-s' not in argv:
-                return 1, b'', b'lxc-copy: x: tools/lxc_copy.c: main: 1 Cannot clone a running container'
-            shutil.copytree(cdir, os.path.join(self.root, new))
-            return 0, b'', b''
-        if tool == 'lxc-start':
-            self.state[name] = 'RUNNING'
-            self.pid += 1
-            return 0, b'', b''
-        if tool == 'lxc-wait':
-            return 0, b'', b''
-        if tool == 'lxc-stop':
-            self.state[name] = 'STOPPED'
-            return 0, b'', b''
-        if tool == 'lxc-freeze':
-            self.state[name] = 'FROZEN'
-            return 0, b'', b''
-        if tool == 'lxc-unfreeze':
-            self.state[name] = 'RUNNING'
-            return 0, b'', b''
-        if tool == 'lxc-destroy':
-            shutil.rmtree(cdir)
-            self.state.pop(name, None)
-            return 0, b'', b''
-        if tool == 'lxc-snapshot':
-            snaps = os.path.join(cdir, 'snaps')
-            if '-c' in argv:
-                os.makedirs(snaps, exist_ok=True)
-                n = len(os.listdir(snaps))
-                target = os.path.join(snaps, 'snap%d' % n)
-                os.makedirs(target)
-                shutil.copy(os.path.join(cdir, 'config'), target)
-                shutil.copy(argv[argv.index('-c') + 1], os.path.join(target, 'comment'))
-                with open(os.path.join(target, 'ts'), 'w') as handle:
-                    handle.write('2026:11:26 07:09:05\n')
-            elif '-d' in argv:
-                shutil.rmtree(os.path.join(snaps, argv[argv.index('-d') + 1]))
-            return 0, b'', b''
-        if tool == 'lxc-attach':
-            return 0, b'ok\n', b''
-        raise AssertionError('unexpected %s' % argv)
 
 
 def read_file_with_proc(path):
     if path.startswith('/proc/'):
         if path.endswith('/net/fib_trie'):
-            return open(os.path.join(FIXTURES, 'fib_trie.txt')).read()
+            return fixture('fib_trie.txt')
         if path.endswith('/net/route'):
-            return open(os.path.join(FIXTURES, 'route.txt')).read()
+            return fixture('route.txt')
         if path.endswith('/stat'):
             return '1 (init) S 0 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0'
         return None
     if path.startswith('/sys/fs/cgroup'):
         return None
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
+    return cgroup.read_text(path)
 
 
 @pytest.fixture
@@ -287,10 +201,9 @@ def test_state_from_proc_needs_no_subprocess(tmp_path):
 
 def test_start_errors_name_the_cause():
     from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import start_errors
-    with open(os.path.join(FIXTURES, 'lxc-start-error.log')) as handle:
-        text = handle.read()
-    assert start_errors(text) == ('No such file or directory - Failed to open "/nonexistent-rootfs"; '
-                                  'Failed to handle rootfs pinning for container "vk-fail"')
+    assert start_errors(fixture('lxc-start-error.log')) == (
+        'No such file or directory - Failed to open "/nonexistent-rootfs"; '
+        'Failed to handle rootfs pinning for container "vk-fail"')
 
 
 # ---------------------------------------------------------------- rootfs_tarball

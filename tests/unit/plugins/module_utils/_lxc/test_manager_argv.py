@@ -10,7 +10,6 @@ tests need no LXC and no root. Waits run on a fake clock: no real sleeping.
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
@@ -20,68 +19,32 @@ from ansible_collections.virtkit.guests.plugins.module_utils._lxc import cgroup
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import manager as manager_mod
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import ContainerManager
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.runner import Runner
+from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.fake_lxc import FakeLxc, fixture
 
-FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
 NAME = 'vk-h6a'
 PID = 4242
 DOWNLOAD_OPTIONS = ['--dist', 'debian', '--release', 'bookworm', '--arch', 'amd64']
 
 
-def fixture(name):
-    with open(os.path.join(FIXTURES, name)) as handle:
-        return handle.read()
+class Tools(FakeLxc):
+    """The shared fake with one fixed PID, only the tools these tests expect, lxc-create's -f file kept."""
 
-
-class Tools:
-    """Records every argv; keeps container state; creates and copies container directories."""
+    fixed_pid = PID
+    copy_refuses_running = False
+    only = frozenset(('lxc-info', 'lxc-create', 'lxc-copy', 'lxc-start', 'lxc-stop', 'lxc-freeze',
+                      'lxc-unfreeze', 'lxc-wait'))
 
     def __init__(self, root):
-        self.root = root
-        self.calls = []
-        self.state = {}
+        super().__init__(root)
         self.create_config_file = None  # the text of lxc-create's -f file while it ran
 
-    def __call__(self, argv, data=None, timeout=None):
-        self.calls.append(list(argv))
-        tool = argv[0]
-        name = argv[argv.index('-n') + 1] if '-n' in argv else None
-        cdir = os.path.join(self.root, name) if name else None
-        if tool == 'lxc-info':
-            if not os.path.isdir(cdir):
-                return 1, b'', b"lxc-info: %s: tools/lxc_info.c: main: 1 Container doesn't exist" % name.encode()
-            state = self.state.get(name, 'STOPPED')
-            pid = 'PID:            %d\n' % PID if state != 'STOPPED' else ''
-            return 0, ('State:          %s\n%s' % (state, pid)).encode(), b''
-        if tool == 'lxc-create':
-            os.makedirs(os.path.join(cdir, 'rootfs'))
-            text = fixture('busybox.config')
-            if '-f' in argv:
-                with open(argv[argv.index('-f') + 1]) as handle:
-                    self.create_config_file = handle.read()
-                # lxc-create keeps the -f file's keys in the new config
-                text += ''.join(line + '\n' for line in self.create_config_file.splitlines()
-                                if line.startswith('lxc.idmap'))
-            with open(os.path.join(cdir, 'config'), 'w') as handle:
-                handle.write(text)
-            return 0, b'', b''
-        if tool == 'lxc-copy':
-            shutil.copytree(cdir, os.path.join(self.root, argv[argv.index('-N') + 1]))
-            return 0, b'', b''
-        if tool == 'lxc-start':
-            self.state[name] = 'RUNNING'
-            return 0, b'', b''
-        if tool == 'lxc-stop':
-            self.state[name] = 'STOPPED'
-            return 0, b'', b''
-        if tool == 'lxc-freeze':
-            self.state[name] = 'FROZEN'
-            return 0, b'', b''
-        if tool == 'lxc-unfreeze':
-            self.state[name] = 'RUNNING'
-            return 0, b'', b''
-        if tool == 'lxc-wait':
-            return 0, b'', b''
-        raise AssertionError('unexpected %s' % argv)
+    def extra_config(self, argv):
+        if '-f' not in argv:
+            return ''
+        with open(argv[argv.index('-f') + 1]) as handle:
+            self.create_config_file = handle.read()
+        # lxc-create keeps the -f file's keys in the new config
+        return ''.join(line + '\n' for line in self.create_config_file.splitlines() if line.startswith('lxc.idmap'))
 
     def argv_of(self, tool):
         found = [c for c in self.calls if c[0] == tool]
@@ -111,11 +74,7 @@ class Host:
             return value(self.reads[path]) if callable(value) else value
         if path.startswith(('/proc/', '/sys/', '/etc/')):
             return None
-        try:
-            with open(path) as handle:
-                return handle.read()
-        except (IOError, OSError):
-            return None
+        return cgroup.read_text(path)
 
 
 @pytest.fixture

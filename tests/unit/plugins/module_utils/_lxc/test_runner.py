@@ -4,19 +4,11 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import runner as R
-
-FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
-
-
-def fixture(name):
-    with open(os.path.join(FIXTURES, name)) as handle:
-        return handle.read()
+from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.fake_lxc import fixture
 
 
 def test_parse_info_running_and_stopped():
