@@ -5,7 +5,9 @@
 
 The module first plans in check mode; only when that plan imports the image is the file
 sent to the host's temporary directory, so a rerun with an unchanged checksum transfers
-nothing. Everything else is the module's own work.
+nothing. The module records and returns the controller path as the volume's source
+(the private option ``_original_source``), not the temporary copy. Everything else is
+the module's own work.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
+        args.pop('_original_source', None)  # private: only this plugin sets it
         source = args.get('import_from')
         remote_src = boolean(args.get('remote_src', True), strict=False)
         if remote_src or not source or re.match(r'^[a-z]+://', str(source)):
@@ -38,10 +41,11 @@ class ActionModule(ActionBase):
         except AnsibleError as err:
             result.update(failed=True, msg='import_from: %s is not a file on the controller (%s)' % (source, err))
             return result
-        args['remote_src'] = True
+        local = os.path.abspath(local)
+        args.update(remote_src=True, _original_source=local)
         try:
             # Plan first: the volume may already hold this image (same checksum).
-            probe = dict(args, import_from=os.path.abspath(local))
+            probe = dict(args, import_from=local)
             check_mode = self._task.check_mode
             self._task.check_mode = True
             try:

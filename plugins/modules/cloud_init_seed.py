@@ -147,6 +147,33 @@ EXAMPLES = r'''
   virtkit.guests.cloud_init_seed:
     path: /var/lib/libvirt/images/web1-seed.iso
     state: absent
+
+# One guest from a cloud image: pool, base image and the overlay web1.qcow2 as in the
+# EXAMPLES of virtkit.guests.libvirt_volume, then its seed and the guest.
+- name: Its cloud-init seed (user and SSH key)
+  virtkit.guests.cloud_init_seed:
+    pool: images
+    name: web1-seed.iso
+    hostname: web1
+    user_data:
+      users:
+        - name: ops
+          ssh_authorized_keys: ["{{ lookup('ansible.builtin.file', 'ops.pub') }}"]
+          sudo: ALL=(ALL) NOPASSWD:ALL
+
+- name: The guest itself, booting from the overlay with the seed as a CD-ROM
+  virtkit.guests.libvirt_domain:
+    name: web1
+    state: running
+    memory: 2GiB
+    vcpus: 2
+    disks:
+      - {pool: images, volume: web1.qcow2}
+      - {pool: images, volume: web1-seed.iso, device: cdrom}
+    interfaces:
+      - network: default
+    guest_agent: true
+    wait_for_ip: true
 '''
 
 RETURN = r'''

@@ -72,10 +72,17 @@ options:
     description: The target directory's mode as an octal string, for example V('0755').
     type: raw
   owner:
-    description: The target directory's owner, a numeric uid or a user name on the host.
+    description:
+      - The target directory's owner, a numeric uid (V(107) or V('107')) or a user name.
+      - A name is resolved to its uid on the host that runs the module, which is not the
+        libvirt host when O(uri) is remote (for example C(qemu+ssh://)); there, give the
+        libvirt host's numeric uid.
     type: raw
   group:
-    description: The target directory's group, a numeric gid or a group name on the host.
+    description:
+      - The target directory's group, a numeric gid (V(107) or V('107')) or a group name.
+      - A name is resolved to its gid on the host that runs the module, which is not the
+        libvirt host when O(uri) is remote; there, give the libvirt host's numeric gid.
     type: raw
   source_devices:
     description: For V(logical) pools, the physical volumes (block devices) of the volume group.
@@ -159,7 +166,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 actions:
-  description: The steps taken (or, in check mode, that would be taken), each with C(action) and C(summary).
+  description:
+    - The steps taken (or, in check mode, that would be taken), each with C(action) and C(summary).
+    - A V(refresh) step (O(refresh=true)) is listed but does not make the result changed.
   returned: always
   type: list
   elements: dict

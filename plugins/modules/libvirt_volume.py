@@ -48,7 +48,10 @@ attributes:
     support: none
   check_mode:
     support: full
-    details: Resolving a checksum from a sums-file URL downloads that (small) file in check mode too.
+    details:
+      - Resolving a checksum from a sums-file URL downloads that (small) file in check mode too.
+      - A planned import from a missing local file (a path or a C(file://) URL) fails in check
+        mode with the same message as the real run.
   diff_mode:
     support: full
     details: The diff shows the volume's existence, format, capacity, backing store and import source.
@@ -111,6 +114,8 @@ options:
       - With V(false), a path in O(import_from) is on the controller (relative paths are
         looked up like other C(files)); the file is sent to the host's temporary directory
         only when the volume needs importing (not on a rerun with the same checksum).
+      - The controller path, not the temporary copy, is recorded and returned as the
+        volume's C(source) in RV(volume).
     type: bool
     default: true
   checksum:
@@ -127,6 +132,8 @@ options:
     description:
       - Replace an existing volume with a fresh import when its recorded source checksum
         differs from O(checksum) or no valid import record exists. The old content is lost.
+      - The new image is fetched and verified (checksum, format, not empty) before the old
+        volume is deleted, so a missing or bad source leaves the old volume and its record.
     type: bool
     default: false
   cache_dir:
@@ -146,25 +153,79 @@ options:
     description: Allow O(capacity) below the current size (data beyond the new end is lost).
     type: bool
     default: false
+  _original_source:
+    description:
+      - Internal, set only by the action plugin for O(remote_src=false); a value given in a
+        task is dropped.
+      - The controller path that O(import_from), a temporary copy on the host, stands for.
+        It is recorded and returned as the volume's source.
+    type: str
 seealso:
   - module: virtkit.guests.libvirt_volume_info
   - module: virtkit.guests.libvirt_pool
 '''
 
 EXAMPLES = r'''
-- name: Import a Debian cloud image as the base volume
+# The whole chain for one guest from a cloud image: base image -> overlay -> seed -> domain.
+- name: A directory pool for guest disks
+  virtkit.guests.libvirt_pool:
+    name: images
+    path: /srv/images
+    autostart: true
+
+- name: Import the Debian cloud image once (checksum verified, cached, uploaded via libvirt)
   virtkit.guests.libvirt_volume:
     pool: images
     name: debian-12-base.qcow2
     import_from: https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2
     checksum: sha512:https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS
 
-- name: A 20 GiB overlay for one guest on top of the base image
+- name: A 20 GiB copy-on-write system disk for web1 on top of the base image
   virtkit.guests.libvirt_volume:
     pool: images
     name: web1.qcow2
     backing_volume: debian-12-base.qcow2
     capacity: 20GiB
+
+- name: Its cloud-init seed (user and SSH key)
+  virtkit.guests.cloud_init_seed:
+    pool: images
+    name: web1-seed.iso
+    hostname: web1
+    user_data:
+      users:
+        - name: ops
+          ssh_authorized_keys: ["{{ lookup('ansible.builtin.file', 'ops.pub') }}"]
+          sudo: ALL=(ALL) NOPASSWD:ALL
+
+- name: The guest itself, booting from the overlay with the seed as a CD-ROM
+  virtkit.guests.libvirt_domain:
+    name: web1
+    state: running
+    memory: 2GiB
+    vcpus: 2
+    disks:
+      - {pool: images, volume: web1.qcow2}
+      - {pool: images, volume: web1-seed.iso, device: cdrom}
+    interfaces:
+      - network: default
+    guest_agent: true
+    wait_for_ip: true
+
+- name: An overlay on a plain image file outside any pool
+  virtkit.guests.libvirt_volume:
+    pool: images
+    name: test1.qcow2
+    backing_file: /srv/golden/debian-12.qcow2
+    backing_format: qcow2
+
+- name: Import an image file that sits on the controller (sent only when it must be imported)
+  virtkit.guests.libvirt_volume:
+    pool: images
+    name: appliance.qcow2
+    import_from: appliance.qcow2.xz  # looked up in files/, like other controller files
+    remote_src: false
+    checksum: sha256:0f6b2c1e6d3b5a4f7e8c9d0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e
 
 - name: An empty raw data disk
   virtkit.guests.libvirt_volume:

@@ -74,6 +74,38 @@ def find_in_sums(text, name, algo, url):
     raise VirtkitError('checksum: %s lists no %s digest for %s' % (url, algo, name))
 
 
+def local_path(source):
+    """The path on this host that ``source`` reads (a plain path or a ``file://`` URL), else None."""
+    if not source:
+        return None
+    if source.startswith('file://'):
+        from urllib.parse import unquote, urlsplit
+        parts = urlsplit(source)
+        if parts.netloc not in ('', 'localhost'):
+            return None
+        return unquote(parts.path)
+    if is_url(source):
+        return None
+    return source
+
+
+def _cache_name(source, expected, cache_dir):
+    return os.path.join(cache_dir, '%s-%s' % (expected or 'unverified', basename(source)))
+
+
+def check_local_source(source, checksum=None, cache_dir=None):
+    """Raise the one-line error :func:`fetch` raises when ``source`` is a missing local file.
+
+    A ``file://`` URL whose verified download is already in ``cache_dir`` needs no source.
+    """
+    path = local_path(source)
+    if path is None or os.path.isfile(path):
+        return
+    if is_url(source) and checksum and cache_dir and os.path.isfile(_cache_name(source, checksum[1], cache_dir)):
+        return
+    raise VirtkitError('%s: the image file does not exist on the host running the module' % source)
+
+
 def open_source(source, timeout, validate_certs=True):
     """A readable binary file object for a URL or a path on this host."""
     if is_url(source):
@@ -142,13 +174,13 @@ def fetch(source, checksum, cache_dir, timeout, validate_certs=True):
     except OSError as err:
         raise VirtkitError('%s: cannot create the download cache: %s' % (cache_dir, err.strerror or err))
     if is_url(source):
-        cached = os.path.join(cache_dir, '%s-%s' % (expected or 'unverified', name))
+        cached = _cache_name(source, expected, cache_dir)
         if not (expected and os.path.isfile(cached) and file_digest(cached, algo) == expected):
+            check_local_source(source)
             _download(source, cached, algo, expected, timeout, validate_certs)
         path = cached
     else:
-        if not os.path.isfile(source):
-            raise VirtkitError('%s: the image file does not exist on the host running the module' % source)
+        check_local_source(source)
         if expected:
             actual = file_digest(source, algo)
             if actual != expected:

@@ -81,8 +81,8 @@ def _id(value, option, kind):
         import grp
         return str(grp.getgrnam(text).gr_gid)
     except KeyError:
-        raise VirtkitError('%s: no %s named %r on the host running the module; use a numeric id'
-                           % (option, kind, text))
+        raise VirtkitError('%s: no %s named %r on the host running the module (names resolve there, '
+                           'not on the libvirt host); use a numeric id' % (option, kind, text))
 
 
 def _mode(value):
@@ -401,6 +401,8 @@ class PoolManager:
         current = self.read(spec.name, with_volumes=spec.state == 'absent' and spec.delete_volumes)
         plan = build_plan(spec, current)
         result = plan.result()
+        # A refresh is a step taken (and listed) even though it does not count as a change.
+        result['actions'] = [action.describe() for action in plan.actions]
         if not check_mode:
             for action in plan.actions:
                 getattr(self, '_op_' + action.op)(**action.params)

@@ -49,6 +49,9 @@ ARGUMENT_SPEC = dict(
     timeout={'type': 'int', 'default': 600},
     validate_certs={'type': 'bool', 'default': True},
     allow_shrink={'type': 'bool', 'default': False},
+    # Private, set by the action plugin for controller files (remote_src=false): the
+    # controller path that import_from (a temporary copy on the host) stands for.
+    _original_source={'type': 'str'},
 )
 
 
@@ -96,7 +99,9 @@ def validate(params):
         format=params.get('format'), backing_volume=params.get('backing_volume'),
         backing_pool=params.get('backing_pool') or pool, backing_file=params.get('backing_file'),
         backing_format=params.get('backing_format'), clone_from=params.get('clone_from'),
-        import_from=source, checksum_option=params.get('checksum'), checksum=checksum,
+        import_from=source, source_label=params.get('_original_source') or source,
+        controller_source=bool(params.get('_original_source')),
+        checksum_option=params.get('checksum'), checksum=checksum,
         reimport=params.get('reimport', False), cache_dir=params.get('cache_dir') or DEFAULT_CACHE,
         timeout=params.get('timeout', 600), validate_certs=params.get('validate_certs', True),
         allow_shrink=params.get('allow_shrink', False),
@@ -154,9 +159,9 @@ def build_plan(spec, current, resolved):
     if not current.exists:
         if spec.import_from:
             plan.add('import_image', 'import %s (%s) into the volume' % (
-                spec.import_from, '%s:%s' % resolved['checksum'] if resolved.get('checksum') else 'unverified'),
+                spec.source_label, '%s:%s' % resolved['checksum'] if resolved.get('checksum') else 'unverified'),
                 checksum=resolved.get('checksum'))
-            after = {'exists': True, 'source': spec.import_from}
+            after = {'exists': True, 'source': spec.source_label}
             if spec.capacity:
                 plan.add('grow_to', 'grow the volume to at least %s' % _human(spec.capacity), capacity=spec.capacity)
                 after['capacity'] = '>= %d' % spec.capacity
@@ -213,9 +218,9 @@ def build_plan(spec, current, resolved):
                    else 'no import record matches it (not imported by this module, or changed since)')
             if spec.reimport:
                 plan.add('delete', 'delete the volume to import it again (%s)' % why)
-                plan.add('import_image', 'import %s (%s) into the volume' % (spec.import_from, wanted or 'unverified'),
+                plan.add('import_image', 'import %s (%s) into the volume' % (spec.source_label, wanted or 'unverified'),
                          checksum=checksum)
-                after = {'exists': True, 'source': spec.import_from}
+                after = {'exists': True, 'source': spec.source_label}
                 reimported = True
             else:
                 plan.warnings.append('%s: exists and %s; wanted %s. Left alone: set reimport: true to replace it'
@@ -280,6 +285,7 @@ class VolumeManager:
     def __init__(self, connection):
         self.c = connection
         self.conn = connection.conn
+        self.prefetched = None
 
     def _pool(self, name, subject, need_active=True):
         pool = self.c.pool(name)
@@ -353,6 +359,13 @@ class VolumeManager:
         result = plan.result()
         result.pop('pending_restart', None)
         result.pop('pending_restart_fields', None)
+        imports = [a for a in plan.actions if a.op == 'import_image']
+        if imports and check_mode:
+            self._check_source(imports[0].params['checksum'])
+        elif imports:
+            # Fetch and verify before anything on the host changes: a reimport deletes the
+            # old volume first, and a missing source or a bad checksum must not lose it.
+            self.prefetched = self._prefetch(imports[0].params['checksum'])
         if not check_mode:
             for action in plan.actions:
                 getattr(self, '_op_' + action.op)(**action.params)
@@ -411,15 +424,32 @@ class VolumeManager:
             self.c.call(self.spec.pool, 'refresh pool', self.pool.refresh, 0)
         self._write_record(vol)
 
-    def _op_import_image(self, checksum):
+    def _check_source(self, checksum):
+        """Check mode: fail like the real run would when a local source file is missing."""
+        if not self.spec.controller_source:  # a controller file was checked by the action plugin
+            _fetch.check_local_source(self.spec.import_from, checksum, self.spec.cache_dir)
+
+    def _prefetch(self, checksum):
+        """(path, size) of the verified image to upload, fetched into the cache."""
         spec = self.spec
-        path = _fetch.fetch(spec.import_from, checksum, spec.cache_dir, spec.timeout, spec.validate_certs)
+        try:
+            path = _fetch.fetch(spec.import_from, checksum, spec.cache_dir, spec.timeout, spec.validate_certs)
+        except VirtkitError as err:
+            if not spec.controller_source:
+                raise
+            # Name the controller file, not its temporary copy on the host.
+            raise VirtkitError(str(err).replace(spec.import_from, spec.source_label))
         fmt, _virtual = _fetch.image_info(path)
         if spec.format and spec.format != fmt:
-            raise VirtkitError('%s: %s is a %s image, not %s' % (spec.subject, spec.import_from, fmt, spec.format))
+            raise VirtkitError('%s: %s is a %s image, not %s' % (spec.subject, spec.source_label, fmt, spec.format))
         size = os.path.getsize(path)
         if size == 0:
-            raise VirtkitError('%s: %s is empty' % (spec.subject, spec.import_from))
+            raise VirtkitError('%s: %s is empty' % (spec.subject, spec.source_label))
+        return path, size
+
+    def _op_import_image(self, checksum):
+        spec = self.spec
+        path, size = self.prefetched or self._prefetch(checksum)
         vol = self._call('create volume', self.pool.createXML, _storage.volume_xml_text(spec.name, size, 'raw'), 0)
         try:
             with open(path, 'rb') as handle:
@@ -439,7 +469,7 @@ class VolumeManager:
         f = volume_facts(self.c, vol, self.spec.subject)
         checksum = getattr(self, 'import_checksum', None)
         _fetch.write_record(self.spec.cache_dir, self.pool_uuid, self.spec.name, {
-            'source': self.spec.import_from,
+            'source': self.spec.source_label,
             'checksum': '%s:%s' % checksum if checksum else None,
             'path': f['path'], 'capacity': f['capacity'], 'physical': f['physical'],
         })

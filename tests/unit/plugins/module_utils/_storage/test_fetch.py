@@ -130,3 +130,30 @@ def test_records_roundtrip(tmp_path):
     assert F.read_record(cache, 'other', 'v') is None
     F.drop_record(cache, 'uuid', 'v')
     assert F.read_record(cache, 'uuid', 'v') is None
+
+
+def test_missing_local_sources_fail_in_one_line(tmp_path):
+    cache = tmp_path / 'cache'
+    for source in (str(tmp_path / 'gone.qcow2'), 'file://%s/gone.qcow2' % tmp_path):
+        message = '%s: the image file does not exist on the host running the module' % source
+        with pytest.raises(VirtkitError) as err:
+            F.check_local_source(source)
+        assert str(err.value) == message
+        with pytest.raises(VirtkitError) as err:
+            F.fetch(source, ('sha256', sha256(IMAGE)), str(cache), 10)
+        assert str(err.value) == message
+    F.check_local_source('http://127.0.0.1:1/x.qcow2')  # not local: nothing to check here
+
+
+def test_a_cached_file_url_needs_no_source(tmp_path):
+    src = tmp_path / 'base.qcow2'
+    src.write_bytes(IMAGE)
+    cache = tmp_path / 'cache'
+    url = 'file://%s' % src
+    checksum = ('sha256', sha256(IMAGE))
+    F.fetch(url, checksum, str(cache), 10)
+    src.unlink()
+    F.check_local_source(url, checksum, str(cache))
+    with pytest.raises(VirtkitError):
+        F.check_local_source(url, ('sha256', '0' * 64), str(cache))
+    assert F.local_path('file://localhost/a%20b') == '/a b' and F.local_path('file://other/x') is None

@@ -54,7 +54,9 @@ def ops(plan):
     (dict(path='relative/dir'), "path: must be absolute, got 'relative/dir'"),
     (dict(type='dir', source_host='nas'), 'source_host: only applies to type=netfs pools, not type=dir'),
     (dict(type='netfs', source_devices=['/dev/sdb']), 'source_devices: only applies to type=logical pools'),
-    (dict(owner='no-such-user-vk'), "owner: no user named 'no-such-user-vk' on the host running the module"),
+    (dict(owner='no-such-user-vk'), "owner: no user named 'no-such-user-vk' on the host running the module "
+                                    "(names resolve there, not on the libvirt host); use a numeric id"),
+    (dict(group='no-such-group-vk'), "group: no group named 'no-such-group-vk' on the host running the module"),
     (dict(name='a/b'), 'name: a pool name must be non-empty and must not contain "/"'),
 ])
 def test_bad_input_is_one_line(options, message):
@@ -68,6 +70,8 @@ def test_ids_and_modes_are_normalised():
     s = spec(mode='755', owner=107, group='0', path='/srv/x')
     assert (s.mode, s.owner, s.group) == ('0755', '107', '0')
     assert spec(owner='root').owner == '0'
+    # Numeric ids are taken as they are: they need not exist on the module's host.
+    assert (spec(owner=64123, group='64124').owner, spec(owner=64123, group='64124').group) == ('64123', '64124')
 
 
 @pytest.mark.parametrize('options, message', [
@@ -224,6 +228,9 @@ def test_manager_lifecycle_on_test_driver(test_conn):
     assert first['pool']['path'] == '/vk-unit'
     assert not run(test_conn, **args)['changed']
     assert not run(test_conn, check=True, **args)['changed']
+    for check in (True, False):
+        refreshed = run(test_conn, check=check, refresh=True)
+        assert not refreshed['changed'] and [a['action'] for a in refreshed['actions']] == ['refresh']
     auto = run(test_conn, autostart=False)
     assert [a['action'] for a in auto['actions']] == ['autostart'] and auto['pool']['autostart'] is False
     stopped = run(test_conn, state='stopped')

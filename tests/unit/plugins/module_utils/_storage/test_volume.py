@@ -226,3 +226,139 @@ def test_forced_shrink_on_real_libvirtd(system_pool, tmp_path):
     shrunk = run(conn, pool, allow_shrink=True, **args)
     assert shrunk['changed'] and shrunk['volume']['capacity'] == 32 * 1024 ** 2
     assert not run(conn, pool, **args)['changed']
+
+
+# ------------------------------------------------------------------ reimport safety, sources
+
+def _qcow2(path, size='16M'):
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', str(path), size], check=True)
+    return 'sha256:' + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _one_line_error(call, message):
+    with pytest.raises(VirtkitError) as err:
+        call()
+    assert message in str(err.value)
+    assert '\n' not in str(err.value)
+    return str(err.value)
+
+
+@pytest.mark.parametrize('source_kind', ['path', 'file-url'])
+def test_failed_reimport_keeps_the_old_volume(system_pool, tmp_path, source_kind):
+    """reimport deletes the old volume only after the new image is fetched and verified."""
+    conn, pool, path = system_pool
+    cache = str(tmp_path / 'cache')
+    old = tmp_path / 'old.qcow2'
+    new = tmp_path / 'new.qcow2'
+    old_sum = _qcow2(old, '16M')
+    new_sum = _qcow2(new, '32M')
+
+    def src(p):
+        return 'file://%s' % p if source_kind == 'file-url' else str(p)
+
+    base = dict(name='base.qcow2', cache_dir=cache)
+    first = run(conn, pool, import_from=src(old), checksum=old_sum, **base)
+    assert first['changed'] and first['volume']['source_checksum'] == old_sum
+    target = os.path.join(path, 'base.qcow2')
+    before = os.stat(target)
+
+    def intact():
+        again = run(conn, pool, check=True, import_from=src(old), checksum=old_sum, **base)
+        assert not again['changed'] and 'warnings' not in again, 'the old volume or its import record was lost'
+        assert again['volume']['source'] == src(old) and again['volume']['source_checksum'] == old_sum
+        assert again['volume']['capacity'] == 16 * 1024 ** 2
+        assert os.stat(target).st_ino == before.st_ino
+
+    missing = src(tmp_path / 'missing.qcow2')
+    _one_line_error(lambda: run(conn, pool, import_from=missing, checksum=new_sum, reimport=True, **base),
+                    '%s: the image file does not exist on the host running the module' % missing)
+    intact()
+    bad = 'sha256:' + '0' * 64
+    _one_line_error(lambda: run(conn, pool, import_from=src(new), checksum=bad, reimport=True, **base),
+                    'sha256 checksum mismatch: expected %s, got %s' % ('0' * 64, new_sum.split(':', 1)[1]))
+    intact()
+    _one_line_error(lambda: run(conn, pool, import_from=src(new), checksum=new_sum, reimport=True, format='raw', **base),
+                    '%s/base.qcow2: %s is a qcow2 image, not raw' % (pool, src(new)))
+    intact()
+    # The same request with a good source replaces the volume, in the planned order.
+    done = run(conn, pool, import_from=src(new), checksum=new_sum, reimport=True, **base)
+    assert [a['action'] for a in done['actions']] == ['delete', 'import_image']
+    assert done['volume']['capacity'] == 32 * 1024 ** 2 and done['volume']['source_checksum'] == new_sum
+
+
+def test_empty_source_is_refused_before_a_reimport(system_pool, tmp_path):
+    conn, pool, _path = system_pool
+    cache = str(tmp_path / 'cache')
+    old = tmp_path / 'old.qcow2'
+    old_sum = _qcow2(old)
+    empty = tmp_path / 'empty.img'
+    empty.write_bytes(b'')
+    run(conn, pool, name='v.qcow2', import_from=str(old), checksum=old_sum, cache_dir=cache)
+    _one_line_error(lambda: run(conn, pool, name='v.qcow2', import_from=str(empty), allow_unverified=True,
+                                reimport=True, cache_dir=cache),
+                    '%s/v.qcow2: %s is empty' % (pool, empty))
+    kept = run(conn, pool, check=True, name='v.qcow2', import_from=str(old), checksum=old_sum, cache_dir=cache)
+    assert not kept['changed'] and kept['volume']['source_checksum'] == old_sum
+
+
+@pytest.mark.parametrize('source', ['/nowhere/vk-missing.qcow2', 'file:///nowhere/vk-missing.qcow2'])
+def test_check_mode_fails_like_the_real_run_on_a_missing_local_source(test_conn, tmp_path, source):
+    args = dict(name='imp.qcow2', import_from=source, allow_unverified=True, uri='test:///default',
+                cache_dir=str(tmp_path))
+    message = '%s: the image file does not exist on the host running the module' % source
+    checked = _one_line_error(lambda: run(test_conn, 'default-pool', check=True, **args), message)
+    real = _one_line_error(lambda: run(test_conn, 'default-pool', **args), message)
+    assert checked == real
+    assert test_conn.volume(test_conn.pool('default-pool'), 'imp.qcow2') is None
+
+
+def test_check_mode_trusts_the_action_plugin_for_controller_files(test_conn, tmp_path):
+    """A controller path is not on the module's host: the action plugin has checked it."""
+    r = run(test_conn, 'default-pool', check=True, name='imp.qcow2', import_from='/controller/only/x.qcow2',
+            _original_source='/controller/only/x.qcow2', allow_unverified=True, uri='test:///default',
+            cache_dir=str(tmp_path))
+    assert r['changed'] and [a['action'] for a in r['actions']] == ['import_image']
+    assert 'import /controller/only/x.qcow2 (unverified)' in r['actions'][0]['summary']
+
+
+def test_controller_import_records_the_controller_path(system_pool, tmp_path):
+    conn, pool, _path = system_pool
+    cache = str(tmp_path / 'cache')
+    copy = tmp_path / 'ansible-tmp' / 'base.qcow2'
+    copy.parent.mkdir()
+    digest = _qcow2(copy)
+    args = dict(name='ctl.qcow2', checksum=digest, cache_dir=cache, _original_source='/home/me/images/base.qcow2')
+    made = run(conn, pool, import_from=str(copy), **args)
+    assert made['changed'] and made['volume']['source'] == '/home/me/images/base.qcow2'
+    assert 'source: /home/me/images/base.qcow2' in made['diff']['after']
+    assert '/home/me/images/base.qcow2' in made['actions'][0]['summary'] and str(copy) not in made['actions'][0]['summary']
+    listed = V.list_volumes(conn, pool, 'ctl.qcow2', cache_dir=cache)
+    assert listed[0]['source'] == '/home/me/images/base.qcow2'
+    # The rerun plans against the controller path, which is not on this host: not changed.
+    again = run(conn, pool, import_from='/home/me/images/base.qcow2', **args)
+    assert not again['changed'] and again['volume']['source'] == '/home/me/images/base.qcow2'
+    # A checksum mismatch names the controller file, not its temporary copy.
+    copy.write_bytes(b'changed')
+    bad = dict(args)
+    bad.update(import_from=str(copy), reimport=True, checksum='sha256:' + '1' * 64)
+    _one_line_error(lambda: run(conn, pool, **bad), '/home/me/images/base.qcow2: sha256 checksum mismatch')
+    assert V.list_volumes(conn, pool, 'ctl.qcow2', cache_dir=cache)[0]['source_checksum'] == digest
+
+
+def test_download_error_before_a_reimport_keeps_the_volume(system_pool, tmp_path):
+    """A network error (connection refused on loopback) fails before the old volume is deleted."""
+    import socket
+    conn, pool, _path = system_pool
+    cache = str(tmp_path / 'cache')
+    old = tmp_path / 'old.qcow2'
+    old_sum = _qcow2(old)
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    run(conn, pool, name='n.qcow2', import_from=str(old), checksum=old_sum, cache_dir=cache)
+    url = 'http://127.0.0.1:%d/new.qcow2' % port
+    _one_line_error(lambda: run(conn, pool, name='n.qcow2', import_from=url, checksum='sha256:' + 'c' * 64,
+                                reimport=True, timeout=5, cache_dir=cache),
+                    '%s: download failed' % url)
+    kept = run(conn, pool, check=True, name='n.qcow2', import_from=str(old), checksum=old_sum, cache_dir=cache)
+    assert not kept['changed'] and kept['volume']['source_checksum'] == old_sum
