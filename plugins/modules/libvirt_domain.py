@@ -185,6 +185,9 @@ options:
         description:
           - The image format. Defaults, for a new disk, to the volume's format, or to what the
             file's header says on a local URI (qcow2 or raw).
+          - Over a remote URI the module cannot read a plain file's header, so a O(disks[].path)
+            that is no volume of a pool is attached as V(raw) unless C(format) is set; set it for
+            qcow2 files there.
         type: str
         choices: [raw, qcow2, vmdk, vdi, iso]
       readonly:
