@@ -72,8 +72,8 @@ sys.path.insert(0, HERE)
 # pylint: disable=wrong-import-position
 from inventory_list import PEERS_BIN, ensure_peers  # noqa: E402  the peers venv, created when missing
 from libvirt_noop import (  # noqa: E402  shared helpers of the libvirt/lxc benchmarks
-    ANSIBLE_PLAYBOOK, COLLECTIONS, IMAGE_DIR, PYTHON, RESULTS, ROOT, ansible_env, force_remove,
-    lxc_existing, lxc_force_remove)
+    ANSIBLE_PLAYBOOK, IMAGE_DIR, PYTHON, RESULTS, ROOT, ansible_env, force_remove,
+    lxc_existing, lxc_force_remove, missing_prerequisite)
 
 FLEET_DIR = os.path.join(HERE, 'fleet')
 PEERS_PLAYBOOK = os.path.join(PEERS_BIN, 'ansible-playbook')
@@ -778,18 +778,10 @@ def main(argv=None):
     if os.geteuid() != 0:
         print('fleet: ERROR: run as root (libvirt qemu:///system, LXC, raw ICMP)', file=sys.stderr)
         return 2
-    for path, hint in ((ANSIBLE_PLAYBOOK, 'run: scripts/setup-host.sh venv'),
-                       (os.path.join(COLLECTIONS, 'ansible_collections', 'virtkit', 'guests'),
-                        'run: scripts/setup-host.sh collection'),
-                       (os.path.join(IMAGE_DIR, 'tiny-vmlinuz'), 'run: tests/images/build-tiny-image.sh'),
-                       (os.path.join(IMAGE_DIR, 'tiny-initrd.img'), 'run: tests/images/build-tiny-image.sh')):
-        if not os.path.exists(path):
-            print('fleet: ERROR: %s is missing (%s)' % (path, hint), file=sys.stderr)
-            return 2
-    for tool in ('lxc-create', 'lxc-start', 'lxc-destroy', 'lxc-info', 'lxc-ls', 'lxc-cgroup', 'qemu-img'):
-        if shutil.which(tool) is None:
-            print('fleet: ERROR: %s not found (run: scripts/setup-host.sh)' % tool, file=sys.stderr)
-            return 2
+    missing = missing_prerequisite(('lxc-create', 'lxc-start', 'lxc-destroy', 'lxc-info', 'lxc-ls', 'lxc-cgroup', 'qemu-img'))
+    if missing:
+        print('fleet: ERROR: %s' % missing, file=sys.stderr)
+        return 2
     if any(side.startswith('peers') for side in sides):
         try:
             ensure_peers_lxc()

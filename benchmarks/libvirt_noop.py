@@ -355,6 +355,22 @@ def noise_reasons(per_round, load_start):
 
 # ---------------------------------------------------------------------------- main
 
+def missing_prerequisite(tools=()):
+    """The first thing a libvirt/LXC benchmark needs that is not there, as one line naming its
+    fix (the venv, the collection path, the tiny test image, the ``tools`` on PATH), or None."""
+    for path, hint in ((ANSIBLE_PLAYBOOK, 'run: scripts/setup-host.sh venv'),
+                       (os.path.join(COLLECTIONS, 'ansible_collections', 'virtkit', 'guests'),
+                        'run: scripts/setup-host.sh collection'),
+                       (os.path.join(IMAGE_DIR, 'tiny-vmlinuz'), 'run: tests/images/build-tiny-image.sh'),
+                       (os.path.join(IMAGE_DIR, 'tiny-initrd.img'), 'run: tests/images/build-tiny-image.sh')):
+        if not os.path.exists(path):
+            return '%s is missing (%s)' % (path, hint)
+    for tool in tools:
+        if shutil.which(tool) is None:
+            return '%s not found (run: scripts/setup-host.sh)' % tool
+    return None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--count', type=int, default=10, help='guests, containers and stat calls per phase (default 10)')
@@ -368,17 +384,9 @@ def main(argv=None):
     if not 1 <= args.count <= 99 or args.rounds < 1:
         parser.error('--count must be 1..99 and --rounds at least 1')
 
-    for path, hint in ((ANSIBLE_PLAYBOOK, 'run: scripts/setup-host.sh venv'),
-                       (os.path.join(COLLECTIONS, 'ansible_collections', 'virtkit', 'guests'),
-                        'run: scripts/setup-host.sh collection'),
-                       (os.path.join(IMAGE_DIR, 'tiny-vmlinuz'), 'run: tests/images/build-tiny-image.sh'),
-                       (os.path.join(IMAGE_DIR, 'tiny-initrd.img'), 'run: tests/images/build-tiny-image.sh')):
-        if not os.path.exists(path):
-            print('libvirt_noop: ERROR: %s is missing (%s)' % (path, hint), file=sys.stderr)
-            return 2
-
-    if shutil.which('lxc-ls') is None or shutil.which('lxc-destroy') is None:
-        print('libvirt_noop: ERROR: lxc-ls/lxc-destroy not found (run: scripts/setup-host.sh)', file=sys.stderr)
+    missing = missing_prerequisite(('lxc-ls', 'lxc-destroy'))
+    if missing:
+        print('libvirt_noop: ERROR: %s' % missing, file=sys.stderr)
         return 2
 
     names = [g['name'] for g in guests(args.count)]
