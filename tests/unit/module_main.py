@@ -9,6 +9,7 @@ Import as ``ansible_collections.virtkit.guests.tests.unit.module_main``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from unittest import mock
 
@@ -45,3 +46,29 @@ def driver_keeper(connection_class, uri, prefix):
                 dom.destroy()
             dom.undefine()
     conn.close()
+
+
+def run_main_json(main, capsys, args, **defaults):
+    """Run ``main()`` with ``args`` (``defaults`` filled in); return (exit code, the JSON result)."""
+    for key, value in defaults.items():
+        args.setdefault(key, value)
+    code, out = run_main(main, capsys, args)
+    return code, json.loads(out)
+
+
+def guest_fixtures(connection_class, uri, prefix):
+    """The ``keeper`` and ``name`` fixtures of a module test file: an open connection that
+    keeps the test driver's guests between module runs (removing ``prefix*`` ones after the
+    test), and a fresh guest name for every test. Bind both at module level:
+    ``keeper, name = guest_fixtures(Connection, URI, PREFIX)``."""
+    counter = itertools.count()
+
+    @pytest.fixture
+    def keeper():
+        yield from driver_keeper(connection_class, uri, prefix)
+
+    @pytest.fixture
+    def name():
+        return '%s%d' % (prefix, next(counter))
+
+    return keeper, name

@@ -5,38 +5,21 @@
 
 from __future__ import annotations
 
-import itertools
-import json
-
 import pytest
 
 from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Connection, libvirt
 from ansible_collections.virtkit.guests.plugins.modules import guest_fleet
-from ansible_collections.virtkit.guests.tests.unit.module_main import run_main, driver_keeper
+from ansible_collections.virtkit.guests.tests.unit.module_main import guest_fixtures, run_main_json
 
 pytestmark = pytest.mark.skipif(libvirt is None, reason='libvirt-python is not installed')
 
 URI = 'test:///default'
 PREFIX = 'virtkit-unit-fleet-'
-_counter = itertools.count()
-
-
-@pytest.fixture
-def keeper():
-    """An open connection keeps the test driver's state between module runs."""
-    yield from driver_keeper(Connection, URI, PREFIX)
-
-
-@pytest.fixture
-def name():
-    return '%s%d' % (PREFIX, next(_counter))
+keeper, name = guest_fixtures(Connection, URI, PREFIX)
 
 
 def run_module(capsys, **args):
-    args.setdefault('uri', URI)
-    args.setdefault('pool', 'default-pool')
-    code, out = run_main(guest_fleet.main, capsys, args)
-    return code, json.loads(out)
+    return run_main_json(guest_fleet.main, capsys, args, uri=URI, pool='default-pool')
 
 
 def test_bad_guests_fail_with_one_line_each_before_anything_is_touched(capsys, keeper, name):

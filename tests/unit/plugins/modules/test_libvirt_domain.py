@@ -5,38 +5,23 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import pytest
 
 from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Connection, libvirt
 from ansible_collections.virtkit.guests.plugins.modules import libvirt_domain
-from ansible_collections.virtkit.guests.tests.unit.module_main import run_main, driver_keeper
+from ansible_collections.virtkit.guests.tests.unit.module_main import guest_fixtures, run_main_json
 
 pytestmark = pytest.mark.skipif(libvirt is None, reason='libvirt-python is not installed')
 
 URI = 'test:///default'
 PREFIX = 'virtkit-unit-module-'
-_counter = itertools.count()
-
-
-@pytest.fixture
-def keeper():
-    """An open connection keeps the test driver's state between module runs."""
-    yield from driver_keeper(Connection, URI, PREFIX)
-
-
-@pytest.fixture
-def name():
-    return '%s%d' % (PREFIX, next(_counter))
+keeper, name = guest_fixtures(Connection, URI, PREFIX)
 
 
 def run_module(capsys, **args):
-    """Run main() with ``args``; return (exit code, the JSON result)."""
-    args.setdefault('uri', URI)
-    code, out = run_main(libvirt_domain.main, capsys, args)
-    return code, json.loads(out)
+    return run_main_json(libvirt_domain.main, capsys, args, uri=URI)
 
 
 def test_define_rerun_and_absent(capsys, keeper, name):

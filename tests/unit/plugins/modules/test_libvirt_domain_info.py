@@ -7,7 +7,6 @@ a missing guest, and the "all guests" form (no name)."""
 from __future__ import annotations
 
 import itertools
-import json
 
 import pytest
 
@@ -15,7 +14,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Con
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.manager import DomainManager
 from ansible_collections.virtkit.guests.plugins.modules import libvirt_domain_info
 from ansible_collections.virtkit.guests.tests.unit.helpers import params
-from ansible_collections.virtkit.guests.tests.unit.module_main import run_main, driver_keeper
+from ansible_collections.virtkit.guests.tests.unit.module_main import guest_fixtures, run_main_json
 
 pytestmark = pytest.mark.skipif(libvirt is None, reason='libvirt-python is not installed')
 
@@ -28,9 +27,7 @@ KEYS = {'name', 'uuid', 'state', 'persistent', 'autostart', 'id', 'ip', 'memory_
         'max_vcpus', 'disks', 'interfaces', 'metadata'}
 
 
-@pytest.fixture
-def keeper():
-    yield from driver_keeper(Connection, URI, PREFIX)
+keeper, _name = guest_fixtures(Connection, URI, PREFIX)
 
 
 @pytest.fixture
@@ -46,9 +43,7 @@ def guests(keeper):
 
 
 def run_info(capsys, **args):
-    args.setdefault('uri', URI)
-    code, out = run_main(libvirt_domain_info.main, capsys, args)
-    return code, json.loads(out)
+    return run_main_json(libvirt_domain_info.main, capsys, args, uri=URI)
 
 
 def test_all_guests_sorted_with_state_and_facts(capsys, guests):
