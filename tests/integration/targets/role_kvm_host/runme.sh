@@ -15,25 +15,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-run() {  # name, expected "changed=N" or "fail", extra ansible-playbook args...
-  local name=$1 want=$2; shift 2
-  local rc=0 start=$SECONDS
-  ansible-playbook apply.yml "$@" >"$LOG/$name.log" 2>&1 || rc=$?
-  local recap
-  recap=$(grep -E '^testhost +:' "$LOG/$name.log" | tail -1 || true)
-  echo "$name: rc=$rc ${recap#*: } ($((SECONDS - start)) s)"
-  if [ "$want" = fail ]; then
-    [ "$rc" -ne 0 ] || { cat "$LOG/$name.log"; echo "$name: expected a failure"; exit 1; }
-  else
-    [ "$rc" -eq 0 ] || { cat "$LOG/$name.log"; echo "$name: failed"; exit 1; }
-    if [ "$want" != any ] && ! grep -Eq " $want +unreachable=0 +failed=0" <<<"$recap"; then
-      cat "$LOG/$name.log"; echo "$name: expected $want"; exit 1
-    fi
-  fi
-}
-expect_msg() {  # name, message
-  grep -qF -- "$2" "$LOG/$1.log" || { cat "$LOG/$1.log"; echo "$1: message not found: $2"; exit 1; }
-}
+# run NAME WANT ARGS... and expect_msg NAME MESSAGE:
+source ../setup_playbook_runs/playbook_runs.sh
 
 # Bad input: one clear line each, and nothing touched (the pool is not created).
 run bad_path fail -e kvm_host_pool_path=relative/dir "$@"
