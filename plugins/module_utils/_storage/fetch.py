@@ -96,13 +96,16 @@ def _cache_name(source, expected, cache_dir):
 def check_local_source(source, checksum=None, cache_dir=None):
     """Raise the one-line error :func:`fetch` raises when ``source`` is a missing local file.
 
-    A ``file://`` URL whose verified download is already in ``cache_dir`` needs no source.
+    A ``file://`` URL whose verified download is already in ``cache_dir`` needs no source:
+    the same test :func:`fetch` makes (the cached copy's digest is the expected one).
     """
     path = local_path(source)
     if path is None or os.path.isfile(path):
         return
-    if is_url(source) and checksum and cache_dir and os.path.isfile(_cache_name(source, checksum[1], cache_dir)):
-        return
+    if is_url(source) and checksum and cache_dir:
+        cached = _cache_name(source, checksum[1], cache_dir)
+        if os.path.isfile(cached) and file_digest(cached, checksum[0]) == checksum[1]:
+            return
     raise VirtkitError('%s: the image file does not exist on the host running the module' % source)
 
 

@@ -157,3 +157,21 @@ def test_a_cached_file_url_needs_no_source(tmp_path):
     with pytest.raises(VirtkitError):
         F.check_local_source(url, ('sha256', '0' * 64), str(cache))
     assert F.local_path('file://localhost/a%20b') == '/a b' and F.local_path('file://other/x') is None
+
+
+def test_a_damaged_cached_copy_does_not_stand_in_for_a_missing_source(tmp_path):
+    """Check mode (check_local_source) and the real run (fetch) agree: both refuse."""
+    src = tmp_path / 'base.qcow2'
+    src.write_bytes(IMAGE)
+    cache = tmp_path / 'cache'
+    url = 'file://%s' % src
+    checksum = ('sha256', sha256(IMAGE))
+    F.fetch(url, checksum, str(cache), 10)
+    src.unlink()
+    (cached,) = [p for p in cache.iterdir() if p.name.endswith('base.qcow2')]
+    cached.write_bytes(b'damaged')
+    with pytest.raises(VirtkitError) as err:
+        F.check_local_source(url, checksum, str(cache))
+    assert 'does not exist on the host running the module' in str(err.value)
+    with pytest.raises(VirtkitError):
+        F.fetch(url, checksum, str(cache), 10)
