@@ -157,9 +157,27 @@ kvm_device() {
   fi
 }
 
+# libvirt runs swtpm as its swtpm_user (qemu.conf; "tss" unless set), and swtpm_localca
+# must then write its lock and serial-number files in /var/lib/swtpm-localca. A libvirtd
+# that ran swtpm as root (one started before swtpm-tools created tss) leaves those files
+# root's, and every guest with an emulated TPM then fails to start: give them back.
+swtpm_localca() {
+  local dir=/var/lib/swtpm-localca user
+  [ -d "$dir" ] || return 0
+  user=$(sed -nE 's/^[[:space:]]*swtpm_user[[:space:]]*=[[:space:]]*"([^"]+)".*/\1/p' \
+    /etc/libvirt/qemu.conf 2>/dev/null | tail -n 1)
+  user=${user:-tss}
+  [ "$user" != root ] && id -u "$user" >/dev/null 2>&1 || return 0
+  if [ -n "$(find "$dir" ! -user "$user" -print -quit)" ]; then
+    log "giving $dir back to $user, the user libvirt runs swtpm as"
+    chown -R "$user" "$dir"
+  fi
+}
+
 services() {
   [ "$(id -u)" -eq 0 ] || die "starting services needs root"
   kvm_device
+  swtpm_localca
   if have_systemd; then
     systemctl start virtlogd.socket libvirtd.service 2>/dev/null || systemctl start libvirtd
     systemctl start lxc-net 2>/dev/null || true

@@ -64,6 +64,9 @@ _SSH_CAUSES = (
 )
 # QEMU runs as its own user: "run as root" is no advice when it cannot open a disk.
 _QEMU_ACCESS = re.compile(r'cannot access storage file .* \(as uid:(\d+), gid:(\d+)\): permission denied')
+# libvirt runs swtpm_setup as qemu.conf's swtpm_user when a guest with an emulated TPM
+# starts; its own log (named in the message) has the reason.
+_SWTPM_SETUP = re.compile(r"could not run '[^']*swtpm_setup'")
 
 
 def explain(err, subject, operation):
@@ -81,6 +84,10 @@ def explain(err, subject, operation):
         elif qemu_access:
             cause = ('the QEMU process (uid %s, gid %s) may not read the file; check the permissions of '
                      'the file and of its directories (%s)' % (qemu_access.group(1), qemu_access.group(2), raw))
+        elif _SWTPM_SETUP.search(low):
+            cause = ("the guest's emulated TPM could not be set up; the swtpm log named in libvirt's message "
+                     "says why (often /var/lib/swtpm-localca is not writable by qemu.conf's swtpm_user, tss by "
+                     "default) (%s)" % raw)
         elif socket and ('no such file or directory' in low or 'connection refused' in low):
             cause = 'libvirtd is not running or its socket is missing (%s)' % raw
         elif code == _code('VIR_ERR_AUTH_UNAVAILABLE'):

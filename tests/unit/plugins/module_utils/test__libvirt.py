@@ -129,6 +129,15 @@ CASES = {
         "the QEMU process (uid 64055, gid 64055) may not read the file; check the permissions of the file and "
         "of its directories (Cannot access storage file '/srv/pool/vm1.qcow2' (as uid:64055, gid:64055): "
         "Permission denied)"),
+    'swtpm_setup failed': (
+        'VIR_ERR_INTERNAL_ERROR', 'VIR_FROM_TPM',
+        "internal error: Could not run '/usr/bin/swtpm_setup'. exitstatus: 1; Check error log "
+        "'/var/log/swtpm/libvirt/qemu/vm1-swtpm.log' for details.",
+        "the guest's emulated TPM could not be set up; the swtpm log named in libvirt's message "
+        "says why (often /var/lib/swtpm-localca is not writable by qemu.conf's swtpm_user, tss by "
+        "default) (internal error: "
+        "Could not run '/usr/bin/swtpm_setup'. exitstatus: 1; Check error log "
+        "'/var/log/swtpm/libvirt/qemu/vm1-swtpm.log' for details.)"),
     'anything else stays as libvirt said it': (
         'VIR_ERR_OPERATION_INVALID', 'VIR_FROM_DOMAIN',
         'Requested operation is not valid: domain is not running',
