@@ -29,6 +29,10 @@ run require_kvm fail -e kvm_host_require_kvm=true -e kvm_host_kvm_usable=unusabl
 expect_msg require_kvm "kvm_host: KVM acceleration is not usable on testhost: kvm_host_kvm_usable is 'unusable' (set kvm_host_require_kvm: false to fall back to qemu/TCG)"
 ansible-playbook verify.yml -e expect_pool=absent "$@" >"$LOG/verify0.log" 2>&1 || { cat "$LOG/verify0.log"; exit 1; }
 
+# A libvirtd that ran swtpm as root leaves swtpm's local CA files to root (as happens when
+# swtpm-tools is installed while libvirtd runs): the role must give them back to tss.
+if [ -f /var/lib/swtpm-localca/certserial ]; then chown root /var/lib/swtpm-localca/certserial; fi
+
 # Check run (changes nothing), apply, rerun, check-mode rerun.
 run check any --check "$@"
 ansible-playbook verify.yml -e expect_pool=absent "$@" >"$LOG/verify1.log" 2>&1 || { cat "$LOG/verify1.log"; exit 1; }
