@@ -208,6 +208,28 @@ class Connection:
         return self._caps
 
 
+def disk_users(connection, path, pool=None, volume=None):
+    """Sorted names of the running guests with a disk (or a disk's backing chain) on ``path``.
+
+    A disk given as ``<source pool=... volume=...>`` counts when it names ``pool`` and
+    ``volume``. Only running guests hold their disks open; a guest that goes away while
+    it is read is skipped.
+    """
+    from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
+    flag = getattr(libvirt, 'VIR_CONNECT_LIST_DOMAINS_ACTIVE', 1)
+    names = set()
+    for dom in connection.call(path, 'list guests', connection.conn.listAllDomains, flag):
+        try:
+            root = parse(dom.XMLDesc(0), 'domain XML')
+        except libvirt.libvirtError:
+            continue
+        for source in root.iterfind('devices/disk//source'):
+            if (path and path in (source.get('file'), source.get('dev'))) or (
+                    volume and source.get('volume') == volume and source.get('pool') == pool):
+                names.add(root.findtext('name'))
+    return sorted(names)
+
+
 def run_module(module, body):
     """:func:`_resource.run_module` after checking that libvirt-python is importable."""
     require_libvirt(module)

@@ -132,8 +132,24 @@ options:
     description:
       - Replace an existing volume with a fresh import when its recorded source checksum
         differs from O(checksum) or no valid import record exists. The old content is lost.
-      - The new image is fetched and verified (checksum, format, not empty) before the old
-        volume is deleted, so a missing or bad source leaves the old volume and its record.
+      - The new image is fetched and verified (checksum, format, not empty), then uploaded into
+        a temporary volume of the same pool, C(<name>.virtkit-reimport) (the same format and
+        capacity rules as an import), and its content is read back and compared with the image.
+        Only then is the old volume deleted, the temporary volume copied into its name (libvirt
+        cannot rename a volume; the copy is made by libvirt, so this works over a remote URI)
+        and deleted. The pool needs room for the old volume and the new image side by side,
+        and then for two copies of the new image.
+      - Any failure before the old volume is deleted (a missing or bad source, a failed or
+        interrupted upload, a content mismatch, a pool without room for the copy) leaves the old
+        volume and its record, and removes the temporary volume.
+      - If the copy fails after the old volume was deleted, the error says so and the verified
+        temporary volume is kept. A rerun finding no volume restores it from the temporary
+        volume (with or without O(reimport)). A rerun finding a temporary volume left by an
+        interrupted run reuses it when its record shows the wanted checksum, else deletes it and
+        starts over; O(state=absent) deletes it along with the volume.
+      - A volume that a running guest uses (as a disk or in a disk's backing chain) is not
+        reimported; the run fails in one line before anything changes. Shut the guest down first.
+      - Volume names ending in C(.virtkit-reimport) are reserved for these temporary volumes.
     type: bool
     default: false
   cache_dir:

@@ -11,10 +11,21 @@ its checksum and the volume's path, capacity and physical size right after the i
 a record whose volume no longer matches (replaced, written to, resized) is ignored. When
 no valid record exists, an existing volume is left alone (with a warning) unless
 ``reimport=true``: the module never overwrites data it cannot prove it wrote.
+
+A reimport never loses the old volume: the new image goes into a temporary volume of the
+same pool (``<name>.virtkit-reimport``, with its own record), is verified there (its
+content read back and compared with the image), and only then is the old volume deleted
+and the temporary one copied into its name (libvirt cannot rename volumes; the copy is
+``createXMLFrom``, inside libvirt, so it works over a remote URI too) and deleted. Any
+failure before the old volume is deleted removes the temporary volume and leaves the old
+one; a failure after it keeps the verified temporary volume, and a rerun restores the
+volume from it. A rerun finding a temporary volume reuses it when its record shows the
+wanted checksum, else deletes it and starts over.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from ansible_collections.virtkit.guests.plugins.module_utils import _libvirt
@@ -26,6 +37,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._units import parse
 from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
 
 VOLUME_FORMATS = ('qcow2', 'raw')
+TEMP_SUFFIX = '.virtkit-reimport'
 DEFAULT_CACHE = '/var/cache/virtkit/images'
 
 ARGUMENT_SPEC = dict(
@@ -65,6 +77,9 @@ def validate(params):
     subject = '%s/%s' % (pool, name)
     if not name or '/' in name:
         raise VirtkitError('name: a volume name must be non-empty and must not contain "/", got %r' % (name,))
+    if name.endswith(TEMP_SUFFIX):
+        raise VirtkitError('name: names ending in %s are reserved for the temporary volumes of reimports, got %r'
+                           % (TEMP_SUFFIX, name))
     sources = [o for o in ('backing_volume', 'backing_file', 'clone_from', 'import_from') if params.get(o)]
     if len(sources) > 1:
         raise VirtkitError('%s: %s are mutually exclusive; a volume has one source' % (subject, ' and '.join(sources)))
@@ -122,11 +137,24 @@ def _human(size):
     return '%d bytes' % size
 
 
+def temp_name(name):
+    """The temporary volume a reimport of volume ``name`` stages the new image in."""
+    return name + TEMP_SUFFIX
+
+
+def _mib(size):
+    return '%.1f MiB' % (size / 1024.0 ** 2)
+
+
 class Current:
-    """The volume as read: None fields when it does not exist."""
+    """The volume as read: None fields when it does not exist.
+
+    ``temp`` is the temporary volume of a reimport left by an earlier run (a Current with
+    its own record), or None.
+    """
 
     def __init__(self, exists=False, fmt=None, capacity=None, physical=None, path=None,
-                 backing=None, record=None):
+                 backing=None, record=None, temp=None):
         self.exists = exists
         self.format = fmt
         self.capacity = capacity
@@ -134,11 +162,34 @@ class Current:
         self.path = path
         self.backing = backing
         self.record = record
+        self.temp = temp
 
 
 def record_matches(record, current):
     return bool(record and record.get('path') == current.path and record.get('capacity') == current.capacity
                 and record.get('physical') == current.physical)
+
+
+def wanted_checksum(resolved):
+    checksum = resolved.get('checksum')
+    return '%s:%s' % checksum if checksum else None
+
+
+def needs_reimport(spec, current, resolved):
+    """True when an existing volume does not hold the wanted import (reimport or warn)."""
+    if not (spec.state == 'present' and spec.import_from and current.exists):
+        return False
+    wanted = wanted_checksum(resolved)
+    record = current.record if record_matches(current.record, current) else None
+    return wanted is None or (record.get('checksum') if record else None) != wanted
+
+
+def temp_usable(spec, temp, wanted):
+    """True when the leftover temporary volume holds the verified image this run wants."""
+    record = temp.record if temp is not None and record_matches(temp.record, temp) else None
+    if not record or not record.get('verified') or record.get('checksum') != wanted:
+        return False
+    return wanted is not None or record.get('source') == spec.source_label
 
 
 def build_plan(spec, current, resolved):
@@ -150,17 +201,32 @@ def build_plan(spec, current, resolved):
     plan = Plan(spec.subject)
     plan.warnings = []
     plan.before = _view(current)
+    temp = current.temp
+    tname = temp_name(spec.name)
     if spec.state == 'absent':
         if current.exists:
             plan.add('delete', 'delete the volume %s' % current.path)
+        if temp is not None:
+            plan.add('drop_temp', 'delete the temporary volume %s left by an interrupted reimport' % tname)
         plan.after = {'exists': False}
         return plan
     after = dict(plan.before)
+    wanted = wanted_checksum(resolved)
     if not current.exists:
-        if spec.import_from:
-            plan.add('import_image', 'import %s (%s) into the volume' % (
-                spec.source_label, '%s:%s' % resolved['checksum'] if resolved.get('checksum') else 'unverified'),
-                checksum=resolved.get('checksum'))
+        if spec.import_from and temp_usable(spec, temp, wanted):
+            plan.add('restore', 'restore the volume from the verified temporary volume %s (%s, %s) left by an '
+                     'interrupted reimport' % (tname, spec.source_label, wanted or 'unverified'),
+                     checksum=resolved.get('checksum'))
+            after = {'exists': True, 'source': spec.source_label}
+            if spec.capacity:
+                plan.add('grow_to', 'grow the volume to at least %s' % _human(spec.capacity), capacity=spec.capacity)
+                after['capacity'] = '>= %d' % spec.capacity
+        elif spec.import_from:
+            if temp is not None:
+                plan.add('drop_temp', 'delete the temporary volume %s left by an interrupted reimport (it does not '
+                         'hold %s)' % (tname, wanted or 'a verified copy of %s' % spec.source_label))
+            plan.add('import_image', 'import %s (%s) into the volume' % (spec.source_label, wanted or 'unverified'),
+                     checksum=resolved.get('checksum'))
             after = {'exists': True, 'source': spec.source_label}
             if spec.capacity:
                 plan.add('grow_to', 'grow the volume to at least %s' % _human(spec.capacity), capacity=spec.capacity)
@@ -210,21 +276,40 @@ def build_plan(spec, current, resolved):
     reimported = False
     if spec.import_from:
         checksum = resolved.get('checksum')
-        wanted = '%s:%s' % checksum if checksum else None
         record = current.record if record_matches(current.record, current) else None
         have = record.get('checksum') if record else None
-        if wanted is None or have != wanted:
+        if needs_reimport(spec, current, resolved):
             why = ('it was imported from %s with %s' % (record.get('source'), have) if record
                    else 'no import record matches it (not imported by this module, or changed since)')
             if spec.reimport:
-                plan.add('delete', 'delete the volume to import it again (%s)' % why)
-                plan.add('import_image', 'import %s (%s) into the volume' % (spec.source_label, wanted or 'unverified'),
-                         checksum=checksum)
+                users = resolved.get('users')
+                if users:
+                    raise VirtkitError('%s: refusing to reimport: the running guest%s %s use%s the volume; shut %s '
+                                       'down first (nothing was changed)' % (
+                                           spec.subject, 's' if len(users) > 1 else '', ', '.join(users),
+                                           '' if len(users) > 1 else 's', 'them' if len(users) > 1 else 'it'))
+                if temp_usable(spec, temp, wanted):
+                    reuse = ' (reusing the verified image in %s, left by an interrupted reimport)' % tname
+                else:
+                    reuse = ''
+                    if temp is not None:
+                        plan.add('drop_temp', 'delete the temporary volume %s left by an interrupted reimport (it '
+                                 'does not hold %s)' % (tname, wanted or 'a verified copy of %s' % spec.source_label))
+                    plan.add('import_temp', 'import %s (%s) into the temporary volume %s and verify it (the volume '
+                             'is left alone until then)' % (spec.source_label, wanted or 'unverified', tname),
+                             checksum=checksum)
+                plan.add('replace', 'replace the volume with the new image%s: delete it (%s), copy %s into its '
+                         'name, delete %s' % (reuse, why, tname, tname), checksum=checksum)
                 after = {'exists': True, 'source': spec.source_label}
                 reimported = True
             else:
-                plan.warnings.append('%s: exists and %s; wanted %s. Left alone: set reimport: true to replace it'
-                                     % (spec.subject, why, wanted or 'an unverified import'))
+                left = (' (the temporary volume %s of an interrupted reimport is left too)' % tname
+                        if temp is not None else '')
+                plan.warnings.append('%s: exists and %s; wanted %s. Left alone%s: set reimport: true to replace it'
+                                     % (spec.subject, why, wanted or 'an unverified import', left))
+        elif temp is not None:
+            plan.add('drop_temp', 'delete the temporary volume %s left by an interrupted reimport (the volume '
+                     'already holds %s)' % (tname, wanted))
     if spec.capacity:
         fmt = current.format
         want = round_capacity(spec.capacity, fmt)
@@ -304,10 +389,20 @@ class VolumeManager:
         self.pool_uuid = self.c.call(spec.pool, 'read uuid', self.pool.UUIDString)
         vol = self.c.volume(self.pool, spec.name)
         self.vol = vol
+        temp = self._read_volume(spec, temp_name(spec.name))
         if vol is None:
-            return Current()
-        f = volume_facts(self.c, vol, spec.subject)
-        record = _fetch.read_record(spec.cache_dir, self.pool_uuid, spec.name)
+            return Current(temp=temp)
+        current = self._read_volume(spec, spec.name, vol)
+        current.temp = temp
+        return current
+
+    def _read_volume(self, spec, name, vol=None):
+        """Current of volume ``name`` (with its import record), or None when it does not exist."""
+        vol = vol or self.c.volume(self.pool, name)
+        if vol is None:
+            return None
+        f = volume_facts(self.c, vol, '%s/%s' % (spec.pool, name))
+        record = _fetch.read_record(spec.cache_dir, self.pool_uuid, name)
         return Current(True, f['format'], f['capacity'], f['physical'], f['path'],
                        (f['backing_store'] or {}).get('path'), record)
 
@@ -348,6 +443,10 @@ class VolumeManager:
         if spec.import_from and spec.checksum:
             resolved['checksum'] = _fetch.resolve_checksum(spec.checksum_option, spec.import_from, spec.timeout,
                                                            spec.validate_certs)
+        if spec.reimport and needs_reimport(spec, current, resolved):
+            # A running guest holds the volume open: replacing it under the guest would
+            # corrupt what the guest sees. Backing chains count (an overlay on this volume).
+            resolved['users'] = _libvirt.disk_users(self.c, current.path, spec.pool, spec.name)
         return resolved
 
     def run(self, params, check_mode=False):
@@ -359,18 +458,19 @@ class VolumeManager:
         result = plan.result()
         result.pop('pending_restart', None)
         result.pop('pending_restart_fields', None)
-        imports = [a for a in plan.actions if a.op == 'import_image']
+        imports = [a for a in plan.actions if a.op in ('import_image', 'import_temp')]
         if imports and check_mode:
             self._check_source(imports[0].params['checksum'])
         elif imports:
-            # Fetch and verify before anything on the host changes: a reimport deletes the
-            # old volume first, and a missing source or a bad checksum must not lose it.
+            # Fetch and verify before anything on the host changes: a missing source or a
+            # bad checksum fails the run with the host untouched.
             self.prefetched = self._prefetch(imports[0].params['checksum'])
+        self.warnings = list(plan.warnings)
         if not check_mode:
             for action in plan.actions:
                 getattr(self, '_op_' + action.op)(**action.params)
-        if plan.warnings:
-            result['warnings'] = plan.warnings
+        if self.warnings:
+            result['warnings'] = self.warnings
         vol = self.c.volume(self.pool, spec.name) if spec.state == 'present' and self.pool is not None else None
         result['volume'] = self.describe(vol) if vol is not None else {}
         return result
@@ -465,14 +565,142 @@ class VolumeManager:
         self.import_checksum = checksum
         self._write_record(self.vol)
 
-    def _write_record(self, vol):
+    def _write_record(self, vol, name=None, **extra):
         f = volume_facts(self.c, vol, self.spec.subject)
         checksum = getattr(self, 'import_checksum', None)
-        _fetch.write_record(self.spec.cache_dir, self.pool_uuid, self.spec.name, {
+        record = {
             'source': self.spec.source_label,
             'checksum': '%s:%s' % checksum if checksum else None,
             'path': f['path'], 'capacity': f['capacity'], 'physical': f['physical'],
-        })
+        }
+        record.update(extra)
+        _fetch.write_record(self.spec.cache_dir, self.pool_uuid, name or self.spec.name, record)
+
+    # ------------------------------------------------------------ reimport through a temporary volume
+
+    @property
+    def _temp(self):
+        return temp_name(self.spec.name)
+
+    def _drop_temp(self):
+        """Delete the temporary volume and its record; an error line (str) when that failed, else None."""
+        try:
+            vol = self.c.volume(self.pool, self._temp)
+            if vol is not None:
+                vol.delete(0)
+        except _libvirt.libvirt.libvirtError as err:
+            return _libvirt.explain(err, '%s/%s' % (self.spec.pool, self._temp), 'delete volume')
+        except VirtkitError as err:
+            return str(err)
+        _fetch.drop_record(self.spec.cache_dir, self.pool_uuid, self._temp)
+        return None
+
+    def _fail_before_replacing(self, message):
+        """Failure before the old volume was touched: remove the temporary volume, say so."""
+        problem = self._drop_temp()
+        if problem is None:
+            tail = 'the volume is unchanged; the temporary volume %s was removed' % self._temp
+        else:
+            tail = ('the volume is unchanged; the temporary volume %s could not be removed (%s); a rerun removes it'
+                    % (self._temp, problem))
+        return VirtkitError('%s; %s' % (message, tail))
+
+    def _op_drop_temp(self):
+        problem = self._drop_temp()
+        if problem is not None:
+            raise VirtkitError(problem)
+
+    def _op_import_temp(self, checksum):
+        """Upload the verified image into the temporary volume and check it there."""
+        spec = self.spec
+        path, size = self.prefetched or self._prefetch(checksum)
+        subject = '%s/%s' % (spec.pool, self._temp)
+        try:
+            vol = self.c.call(subject, 'create volume', self.pool.createXML,
+                              _storage.volume_xml_text(self._temp, size, 'raw'), 0)
+            digest = hashlib.sha256()
+
+            def chunks():
+                with open(path, 'rb') as handle:
+                    for block in iter(lambda: handle.read(_storage.CHUNK), b''):
+                        digest.update(block)
+                        yield block
+
+            _storage.stream_send(self.c, vol, chunks(), size, subject)
+            self.c.call(spec.pool, 'refresh pool', self.pool.refresh, 0)
+            vol = self.c.volume(self.pool, self._temp)
+            if vol is None:
+                raise VirtkitError('%s: the volume disappeared after the upload' % subject)
+            # Read the content back: what the replacement copies is what was verified.
+            if _storage.stream_digest(self.c, vol, size, subject) != digest.hexdigest():
+                raise VirtkitError('%s: verification failed: the uploaded content differs from %s'
+                                   % (subject, spec.source_label))
+            self.import_checksum = checksum
+            self._write_record(vol, self._temp, verified=True, sha256=digest.hexdigest())
+        except VirtkitError as err:
+            raise self._fail_before_replacing(str(err))
+        except OSError as err:
+            raise self._fail_before_replacing('%s: cannot read %s: %s' % (subject, path, err.strerror or err))
+        except BaseException:
+            self._drop_temp()  # interrupted (Ctrl-C, module timeout): leave nothing half-made
+            raise
+
+    def _check_space(self, vol, need):
+        """Refuse to delete the old volume when the pool cannot hold the copy of the new image.
+
+        The copy needs about the temporary volume's allocation; the pool has its free
+        space plus what deleting the old volume frees. A pool that reports no capacity
+        (size unknown to libvirt) is not checked.
+        """
+        self.c.call(self.spec.pool, 'refresh pool', self.pool.refresh, 0)
+        _state, capacity, _allocation, available = self.c.call(self.spec.pool, 'read pool size', self.pool.info)
+        freed = self.c.call(self.spec.subject, 'read volume', vol.info)[2]
+        if capacity and available + freed < need:
+            raise VirtkitError('%s: not enough space in the pool %s to copy the new image into place (needs %s, '
+                               '%s free once the old volume is deleted)' % (
+                                   self.spec.subject, self.spec.pool, _mib(need), _mib(available + freed)))
+
+    def _op_replace(self, checksum):
+        self._replace(checksum, old=True)
+
+    def _op_restore(self, checksum):
+        self._replace(checksum, old=False)
+
+    def _replace(self, checksum, old):
+        """Delete the old volume (``old``), copy the temporary volume into its name, delete it."""
+        spec = self.spec
+        temp = self.c.volume(self.pool, self._temp)
+        if temp is None:
+            raise VirtkitError('%s: the temporary volume %s disappeared before it replaced the volume; the volume is '
+                               'unchanged' % (spec.subject, self._temp))
+        f = volume_facts(self.c, temp, '%s/%s' % (spec.pool, self._temp))
+        if old:
+            vol = self.c.volume(self.pool, spec.name)
+            if vol is not None:
+                try:
+                    self._check_space(vol, f['allocation'])
+                    self._call('delete the old volume', vol.delete, 0)
+                except VirtkitError as err:
+                    raise self._fail_before_replacing(str(err))
+            _fetch.drop_record(spec.cache_dir, self.pool_uuid, spec.name)
+        xml = _storage.volume_xml_text(spec.name, f['capacity'], f['format'] or 'raw')
+        try:
+            self.vol = self._call('copy %s into place' % self._temp, self.pool.createXMLFrom, xml, temp, 0)
+            self.c.call(spec.pool, 'refresh pool', self.pool.refresh, 0)
+            self.vol = self.c.volume(self.pool, spec.name)
+            if self.vol is None:
+                raise VirtkitError('%s: the copy of %s is missing after it was made' % (spec.subject, self._temp))
+            self.import_checksum = checksum
+            self._write_record(self.vol)
+        except VirtkitError as err:
+            raise VirtkitError('%s; %s the verified new image is kept in the temporary volume %s: rerun the task '
+                               'to restore the volume from it' % (
+                                   err, 'the old volume was deleted and' if old else 'the volume is missing;',
+                                   self._temp))
+        problem = self._drop_temp()
+        if problem is not None:
+            self.warnings.append('%s: replaced, but the temporary volume %s could not be removed (%s); a rerun '
+                                 'removes it' % (spec.subject, self._temp, problem))
 
 
 def list_volumes(connection, pool_name, name=None, cache_dir=DEFAULT_CACHE):

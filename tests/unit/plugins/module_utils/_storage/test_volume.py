@@ -142,7 +142,7 @@ def test_import_plans_follow_the_record():
     assert ops(changed) == [] and 'set reimport: true to replace it' in changed.warnings[0]
     forced = V.build_plan(spec(reimport=True, **args), existing(record=dict(record, checksum='sha256:' + 'b' * 64)),
                           {'checksum': want})
-    assert ops(forced) == ['delete', 'import_image']
+    assert ops(forced) == ['import_temp', 'replace']
     # A record that no longer matches the volume (written to, replaced) proves nothing.
     stale = V.build_plan(spec(**args), existing(record=record, physical=999), {'checksum': want})
     assert ops(stale) == [] and 'no import record matches it' in stale.warnings[0]
@@ -282,8 +282,9 @@ def test_failed_reimport_keeps_the_old_volume(system_pool, tmp_path, source_kind
     intact()
     # The same request with a good source replaces the volume, in the planned order.
     done = run(conn, pool, import_from=src(new), checksum=new_sum, reimport=True, **base)
-    assert [a['action'] for a in done['actions']] == ['delete', 'import_image']
+    assert [a['action'] for a in done['actions']] == ['import_temp', 'replace']
     assert done['volume']['capacity'] == 32 * 1024 ** 2 and done['volume']['source_checksum'] == new_sum
+    assert sorted(os.listdir(path)) == ['base.qcow2'], 'no temporary volume is left behind'
 
 
 def test_empty_source_is_refused_before_a_reimport(system_pool, tmp_path):
