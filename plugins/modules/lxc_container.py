@@ -53,6 +53,10 @@ options:
         the container after that only with O(force_stop=true).
       - V(absent) kills and destroys the container with its snapshots; a missing container is
         not an error.
+      - A container left half-created by an interrupted C(lxc-create) (LXC's C(partial) marker in its
+        directory) does not count as existing; it is destroyed and created again (just destroyed for
+        V(absent)). While another C(lxc-create) is still creating it, the module fails in one line and
+        changes nothing.
     type: str
     choices: [present, started, stopped, restarted, frozen, absent]
     default: present
@@ -78,8 +82,19 @@ options:
         For example a busybox rootfs stops cleanly only with C(lxc.signal.halt) set to V(SIGUSR1) in O(config).
       - Only used at creation. An existing container is never recreated, so a changed tarball is
         not applied again (remove the container to rebuild it), and the tarball may be gone on later runs.
-      - A missing or unreadable file, or one that is not a tar archive, fails in one line before
-        anything changes, also in check mode.
+      - Checked before anything changes, also in check mode, by streaming the archive's member
+        list once (the scan stops at the first member that marks a root file system). It must be a
+        readable tar archive whose top holds C(sbin/init), C(usr/sbin/init), C(bin/sh) or
+        C(usr/bin/sh) (a leading C(./) is fine). A missing or unreadable file, one that is not a tar
+        archive, and one whose files all sit under one top directory (such as C(rootfs/) or
+        C(debian-12/), made with C(tar -cf FILE rootfs) instead of C(tar -C rootfs -cf FILE .)) fail
+        in one line naming the problem (and that directory). zstd is not supported.
+      - The scratch files live in C(.virtkit-create-<name>) in O(lxc_path), one directory per
+        container, locked while in use and removed afterwards. When a run was killed, the next
+        run removes the one it left (only if it holds nothing but the files this module writes), and
+        a container whose C(lxc-create) was interrupted (LXC's C(partial) marker is still there, with
+        no C(lxc-create) running) is destroyed with C(lxc-destroy) and created again. The same holds
+        for containers created from a O(template).
       - Mutually exclusive with O(template), O(template_options) and O(clone_from).
     type: path
   template_options:

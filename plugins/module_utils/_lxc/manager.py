@@ -6,15 +6,19 @@
 from __future__ import annotations
 
 import bz2
+import errno
+import fcntl
 import gzip
 import io
 import json
 import lzma
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 import time
+import zlib
 
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._wait import WaitTimeout, poll
@@ -31,6 +35,15 @@ from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import (
 TEMPLATE_DIR = '/usr/share/lxc/templates'
 STAMP = '.virtkit-started'
 CREATE_TIMEOUT = 1800
+# LXC's marker of a creation in progress: lxc-create makes it (and holds a lock on it) before
+# it creates the storage and removes it when the container is complete. One left without a
+# lock is a creation that was killed: LXC 5 then reports the container as STOPPED.
+PARTIAL = 'partial'
+# The work directory for a rootfs tarball, one per container: ``<lxc_path>/.virtkit-create-<name>``
+# (container names start with a letter or digit, so this never names a container). It only
+# ever holds these files, and the run using it holds a flock on it.
+WORKDIR_PREFIX = '.virtkit-create-'
+WORKDIR_FILES = frozenset(('meta.tar.xz', 'rootfs.tar.xz'))
 
 
 _GENERIC = ('received container state', 'the container failed to start', 'to get more details',
@@ -93,6 +106,70 @@ def tarball_compression(path):
     return kind
 
 
+# A root file system has one of these at its top (after an optional leading "./").
+ROOT_MARKERS = ('sbin/init', 'usr/sbin/init', 'bin/sh', 'usr/bin/sh')
+# Top-level directories of a root file system (FHS): a tarball of only etc/... is not "one
+# top directory too deep", it just is no root file system.
+ROOT_DIRS = frozenset(('bin', 'boot', 'dev', 'etc', 'home', 'lib', 'lib32', 'lib64', 'libx32', 'media', 'mnt',
+                       'opt', 'proc', 'root', 'run', 'sbin', 'srv', 'sys', 'tmp', 'usr', 'var'))
+
+
+def _parts(name):
+    """A member name's path components, without "", "." and a leading "/"."""
+    return [p for p in name.split('/') if p not in ('', '.')]
+
+
+def check_rootfs_tarball(path):
+    """Check that ``path`` is a readable tar whose top is a root file system; return its compression.
+
+    The member list is streamed once through the decompressor (no file is written) and the
+    scan stops at the first member that marks a root file system (ROOT_MARKERS), so the cost
+    is at most one read of the archive. Refused in one line: a file that is not a readable
+    tar, an empty archive, an archive whose members all sit under one top directory (the
+    usual mistake: ``tar -cf x.tar rootfs`` instead of ``tar -C rootfs -cf x.tar .``) and one
+    without any of ROOT_MARKERS at its top.
+    """
+    kind = tarball_compression(path)
+    where = 'rootfs_tarball: %s' % path
+    common = None  # the directories every member seen so far sits under
+    seen = 0
+    try:
+        with _OPENERS[kind](path, 'rb') as raw:
+            archive = tarfile.open(fileobj=raw, mode='r|')
+            try:
+                while True:
+                    member = archive.next()
+                    if member is None:
+                        break
+                    archive.members = []  # a stream: keep no list of members
+                    parts = _parts(member.name)
+                    if not parts:
+                        continue
+                    if '/'.join(parts) in ROOT_MARKERS:
+                        return kind
+                    seen += 1
+                    dirs = parts if member.isdir() else parts[:-1]
+                    if common is None:
+                        common = dirs
+                    else:
+                        n = 0
+                        while n < min(len(common), len(dirs)) and common[n] == dirs[n]:
+                            n += 1
+                        common = common[:n]
+            finally:
+                archive.close()
+    except (tarfile.TarError, IOError, OSError, EOFError, lzma.LZMAError, zlib.error) as err:
+        raise VirtkitError('%s cannot be read: %s' % (where, getattr(err, 'strerror', None) or err))
+    if not seen:
+        raise VirtkitError('%s is an empty tar archive' % where)
+    if common and common[0] not in ROOT_DIRS:
+        raise VirtkitError('%s: all its files sit under one top directory, %s/, but the top of the tarball must be '
+                           'the container\'s / (make it from inside the root: tar -C DIR -cf FILE .)'
+                           % (where, '/'.join(common)))
+    raise VirtkitError('%s does not look like a root file system: none of %s is at its top'
+                       % (where, ', '.join(ROOT_MARKERS)))
+
+
 def write_local_metadata(path):
     """The metadata tarball lxc-local reads (xz): the distribution config, no templates."""
     with tarfile.open(path, 'w:xz') as archive:
@@ -151,7 +228,29 @@ class ContainerManager:
     # ------------------------------------------------------------ reading
 
     def exists(self, name):
-        return os.path.isfile(self.r.config_path(name))
+        """A complete container: its config is there and LXC's partial marker is not."""
+        return os.path.isfile(self.r.config_path(name)) and not os.path.lexists(self.partial_path(name))
+
+    def partial_path(self, name):
+        return os.path.join(self.container_dir(name), PARTIAL)
+
+    def creation_ongoing(self, name):
+        """True while an lxc-create holds the lock on the partial marker of ``name``.
+
+        lxc-create locks the marker for as long as it runs; a marker we can lock is what
+        a killed creation left. One we cannot even open counts as in use (never destroyed).
+        """
+        try:
+            fd = os.open(self.partial_path(name), os.O_RDWR)
+        except OSError:
+            return True
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # also drops our lock
+        return False
 
     def info(self, name):
         """(state, pid) from one lxc-info call."""
@@ -160,6 +259,10 @@ class ContainerManager:
         return normalize_state(info['state']), info['pid']
 
     def read(self, name):
+        if os.path.lexists(self.partial_path(name)):
+            # Half-created: not a container to report or configure (see PARTIAL).
+            return Current(name, incomplete='ongoing' if self.creation_ongoing(name) else 'interrupted',
+                           has_config=os.path.isfile(self.r.config_path(name)))
         if not self.exists(name):
             return Current(name)
         text = self.read_file(self.r.config_path(name))
@@ -222,6 +325,13 @@ class ContainerManager:
 
     def preflight(self, spec, current):
         name = spec.name
+        if current.incomplete == 'ongoing':
+            raise VirtkitError('%s: another process is creating this container right now (lxc-create holds %s); '
+                               'run again when it has finished' % (name, self.partial_path(name)))
+        if current.incomplete and not current.has_config:
+            raise VirtkitError('%s: an interrupted lxc-create left %s without a config, so lxc-destroy cannot remove it; '
+                               'check that nothing in it is needed and remove it by hand'
+                               % (name, self.container_dir(name)))
         if spec.state == 'absent':
             return
         if not current.exists:
@@ -230,7 +340,7 @@ class ContainerManager:
                     raise VirtkitError('%s: clone_from %s does not exist in %s' % (name, spec.clone_from, self.r.lxc_path))
             elif spec.rootfs_tarball:
                 try:
-                    spec.tarball_kind = tarball_compression(spec.rootfs_tarball)
+                    spec.tarball_kind = check_rootfs_tarball(spec.rootfs_tarball)
                 except VirtkitError as err:
                     raise VirtkitError('%s: %s' % (name, err))
                 if not os.path.isfile(LOCAL_TEMPLATE):
@@ -268,6 +378,7 @@ class ContainerManager:
         spec = validate(params, self.layout if params.get('limits') else None)
         current = self.read(spec.name)
         self.preflight(spec, current)
+        current.leftover = self.leftover_workdir(spec.name)
         plan = build_plan(spec, current)
         result = plan.result()
         if check_mode:
@@ -306,7 +417,7 @@ class ContainerManager:
         for opt in ('dir', 'vgname', 'lvname', 'thinpool', 'fstype', 'fssize', 'zfsroot'):
             if bso.get(opt):
                 args += ['--%s' % opt, bso[opt]]
-        tmp = workdir = None
+        tmp = workdir = lock = None
         try:
             if getattr(spec, 'idmap', None):
                 base = self._default_config()
@@ -315,7 +426,7 @@ class ContainerManager:
                     handle.write(base + ''.join('lxc.idmap = %s\n' % e for e in spec.idmap))
                 args += ['-f', tmp]
             if spec.rootfs_tarball:
-                workdir = self._tarball_workdir()
+                workdir, lock = self._tarball_workdir(spec.name)
                 args += ['--'] + self._local_template_args(spec, workdir)
                 operation = 'create from the rootfs tarball %s' % spec.rootfs_tarball
             else:
@@ -328,13 +439,75 @@ class ContainerManager:
                 os.unlink(tmp)
             if workdir:
                 shutil.rmtree(workdir, ignore_errors=True)
+            if lock is not None:
+                os.close(lock)
 
-    def _tarball_workdir(self):
-        """A scratch directory next to the containers (room for a rootfs), readable by the
-        template also when it runs as an unprivileged container's mapped root."""
-        workdir = tempfile.mkdtemp(prefix='.virtkit-create-', dir=self.r.lxc_path)
-        os.chmod(workdir, 0o755)
-        return workdir
+    def workdir_path(self, name):
+        return os.path.join(self.r.lxc_path, WORKDIR_PREFIX + name)
+
+    def leftover_workdir(self, name):
+        """The work directory a killed run left for ``name``, or None.
+
+        Only ever ours to remove when it is a real directory holding nothing but the files
+        this module writes there and no run holds its lock; anything else fails in one line.
+        """
+        path = self.workdir_path(name)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return None
+        if not stat.S_ISDIR(mode):
+            raise VirtkitError('%s: %s is not a work directory of this module (not a directory); remove it by hand'
+                               % (name, path))
+        try:
+            strange = sorted(set(os.listdir(path)) - WORKDIR_FILES)
+            fd = os.open(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+        except OSError as err:
+            raise VirtkitError('%s: cannot read the work directory %s: %s' % (name, path, err.strerror or err))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise VirtkitError('%s: another run is creating this container right now (%s is in use); run again when '
+                               'it has finished' % (name, path))
+        finally:
+            os.close(fd)
+        if strange:
+            raise VirtkitError('%s: %s holds files this module does not write (%s); remove it by hand'
+                               % (name, path, ', '.join(strange[:5])))
+        return path
+
+    def _op_remove_workdir(self, path):
+        name = self.spec.name
+        if self.leftover_workdir(name) != path:
+            return  # gone meanwhile
+        try:
+            shutil.rmtree(path)
+        except OSError as err:
+            raise VirtkitError('%s: cannot remove the leftover work directory %s: %s' % (name, path, err.strerror or err))
+
+    def _tarball_workdir(self, name):
+        """(path, locked fd) of this container's scratch directory next to the containers (room for
+        a rootfs), readable by the template also when it runs as an unprivileged container's mapped
+        root. A leftover of a killed run goes first; the lock shows other runs it is in use."""
+        path = self.workdir_path(name)
+        if self.leftover_workdir(name):
+            shutil.rmtree(path)
+        try:
+            os.mkdir(path, 0o700)
+        except OSError as err:
+            if err.errno == errno.EEXIST:
+                raise VirtkitError('%s: another run is creating this container right now (%s appeared); run again '
+                                   'when it has finished' % (name, path))
+            raise VirtkitError('%s: cannot make the work directory %s: %s' % (name, path, err.strerror or err))
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.chmod(path, 0o755)
+        except OSError:
+            os.close(fd)
+            raise VirtkitError('%s: another run is creating this container right now (%s is in use); run again '
+                               'when it has finished' % (name, path))
+        return path, fd
 
     def _local_template_args(self, spec, workdir):
         """lxc-local's arguments: a generated metadata tarball and the rootfs as xz."""

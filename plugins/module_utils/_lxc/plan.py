@@ -33,7 +33,8 @@ def normalize_state(state):
 class Current:
     """What the manager read about a container."""
 
-    def __init__(self, name, exists=False, state='absent', pid=None, config_text=None, started_config=None):
+    def __init__(self, name, exists=False, state='absent', pid=None, config_text=None, started_config=None,
+                 incomplete=None, has_config=False):
         self.name = name
         self.exists = exists
         self.state = state if exists else 'absent'
@@ -41,6 +42,12 @@ class Current:
         self.config_text = config_text
         # The config the running container was started with (recorded by us), if known.
         self.started_config = started_config
+        # A half-created container (LXC's partial marker is there): 'interrupted' when the
+        # lxc-create that made it is gone, 'ongoing' while it runs; such a container does not exist.
+        self.incomplete = incomplete
+        self.has_config = has_config
+        # The work directory a killed run left for this container (set by the manager).
+        self.leftover = None
 
     @property
     def active(self):
@@ -123,14 +130,23 @@ def build_plan(spec, current):
     plan.restarting = False
     plan.before = {'state': current.state}
     plan.after = {'state': current.state}
+    if getattr(current, 'leftover', None):
+        plan.add('remove_workdir', 'remove the work directory %s left by an interrupted run' % current.leftover,
+                 path=current.leftover)
+    half = ('destroy the half-created %s (an earlier lxc-create was interrupted)' % spec.name
+            if current.incomplete == 'interrupted' and not current.exists else None)
     if spec.state == 'absent':
         plan.after['state'] = 'absent'
         if current.exists:
             plan.add('destroy', 'destroy %s%s (with its snapshots)'
                      % (spec.name, ', killing it first' if current.active else ''), active=current.active)
+        elif half:
+            plan.add('destroy', half, active=False)
         return plan
 
     if not current.exists:
+        if half:
+            plan.add('destroy', half + ' to create it again', active=False)
         if spec.clone_from:
             plan.add('clone', 'clone %s from %s%s' % (spec.name, spec.clone_from,
                                                       ' (overlay snapshot)' if spec.clone_snapshot else ''))

@@ -214,6 +214,9 @@ def make_rootfs(path, mode='w:gz'):
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o755
             archive.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo('./bin/sh')
+        link.type, link.linkname = tarfile.SYMTYPE, 'busybox'
+        archive.addfile(link)
     return str(path)
 
 
@@ -232,7 +235,7 @@ def test_rootfs_tarball_create_through_the_local_template(env, tmp_path):
     assert 'lxc.include = LXC_TEMPLATE_CONFIG/common.conf' in members['config']
     assert 'LXC_TEMPLATE_CONFIG/userns.conf' in members['config-user']
     # a gzip tarball reaches lxc-local recompressed as xz, with the same members
-    assert fstree != tarball and names == ['./bin/busybox', './etc/inittab']
+    assert fstree != tarball and names == ['./bin/busybox', './bin/sh', './etc/inittab']
     # the written config holds the options before the first start
     tools = [c[0] for c in fake.calls]
     assert tools.index('lxc-create') < tools.index('lxc-start')
