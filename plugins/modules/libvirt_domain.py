@@ -125,12 +125,31 @@ options:
     description:
       - V(uefi) asks libvirt to pick UEFI firmware (OVMF) and make a per-guest NVRAM store
         from the host's firmware descriptors (Debian package C(ovmf)).
-      - V(bios) is the x86 default; on a UEFI guest it removes UEFI (its NVRAM file is kept
-        until the guest is removed).
+      - V(bios) is the x86 default; on a UEFI guest it removes UEFI and discards the guest's
+        NVRAM file, which BIOS does not use (see O(secure_boot) for when).
     type: str
     choices: [bios, uefi]
   secure_boot:
-    description: Enable UEFI secure boot with enrolled keys; needs O(firmware=uefi) and a q35 machine.
+    description:
+      - Enable UEFI secure boot with enrolled keys; needs O(firmware=uefi) and a q35 machine.
+      - libvirt copies the firmware's NVRAM template (with secure boot, one with Microsoft's
+        keys enrolled; without, an empty one) into the guest's NVRAM file only when that file
+        is missing. So when a change of O(secure_boot) (or of O(firmware), or of the loader or
+        NVRAM template named by O(xml_overrides)) means another template, or no UEFI at all,
+        the module discards the guest's NVRAM file (boot entries and UEFI variables go with
+        it) and libvirt makes a new one from the right template at the next start.
+      - A guest that is off loses the file in the same run, right after the define (action
+        V(discard_nvram)). A running guest still uses it, so the change waits in
+        RV(pending_restart_fields), and the file to discard is recorded in the persistent
+        config (metadata namespace C(https://virtkit.dev/xmlns/guests/1/live)); it goes
+        between stop and start when O(restart_policy=if_needed) restarts the guest, after
+        O(state=shutdown) or O(state=destroyed) stops it, or on a later run that finds the
+        guest off. Then the record is cleared.
+      - Only the file the guest's definition names (or, for C(<os firmware='efi'>) without
+        one, the path libvirt derives, C(/var/lib/libvirt/qemu/nvram/<name>_VARS.fd) on
+        qemu:///system) is discarded, through the storage API when it is a volume of a pool,
+        else as a local file; over a remote URI with no pool holding it the run warns once
+        naming the file and the host.
     type: bool
   boot:
     description: Boot order, or direct kernel boot.
@@ -554,7 +573,10 @@ changed:
   returned: always
   type: bool
 actions:
-  description: What the run did (check mode, what it would do), in order.
+  description:
+    - What the run did (check mode, what it would do), in order.
+    - V(discard_nvram) discards an NVRAM file made for another firmware (see O(secure_boot));
+      V(keep_nvram) forgets such a request when the firmware was changed back before it ran.
   returned: always
   type: list
   elements: dict

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 from copy import deepcopy
+from urllib.parse import urlparse
 
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import error_code, explain, libvirt
@@ -58,7 +59,18 @@ class DomainManager:
         inactive = self.c.call(name, 'read XML', dom.XMLDesc, secure | _flag('VIR_DOMAIN_XML_INACTIVE'))
         live = self.c.call(name, 'read live XML', dom.XMLDesc, secure) if state in ('running', 'paused') else None
         autostart = bool(self.c.call(name, 'read autostart', dom.autostart)) if persistent else False
-        return Current(name, True, state, inactive, live, autostart, persistent)
+        return Current(name, True, state, inactive, live, autostart, persistent, self._nvram_of(name, inactive, live))
+
+    def _nvram_of(self, name, inactive, live):
+        """The NVRAM file of the guest (see :class:`Current`), or None."""
+        path = xmerge.nvram_path(parse(live).find('os')) if live is not None else None
+        os_el = parse(inactive).find('os')
+        path = path or xmerge.nvram_path(os_el)
+        if path is None and os_el is not None and os_el.get('firmware') == 'efi':
+            # libvirt 9.0 chooses the file at start and names it in the live XML only; it
+            # is <nvram dir>/<name>_VARS.fd (what virDomainUndefineFlags(NVRAM) removes).
+            path = default_nvram_path(self.c, name)
+        return path
 
     # ------------------------------------------------------------ checks before any change
 
@@ -376,9 +388,50 @@ class DomainManager:
     def _op_shutdown(self):
         self.graceful_shutdown(self.spec.shutdown_timeout, self.spec.force)
 
-    def _op_restart(self):
+    def _op_restart(self, discard_nvram=None):
         self.graceful_shutdown(self.spec.shutdown_timeout, self.spec.force)
+        if discard_nvram:
+            self._op_discard_nvram(discard_nvram)
         self._op_start(paused=self.spec.state == 'paused')
+
+    def _op_discard_nvram(self, path):
+        """Discard an NVRAM file made for another firmware, then forget the request.
+
+        A volume of a pool goes through the storage API, a local file is unlinked; a file
+        on a remote host outside every pool is left with one warning (the request is
+        forgotten all the same, so later runs stay unchanged).
+        """
+        name = self.spec.name
+        if self.dom.isActive():  # pragma: no cover - the plan discards only while the guest is off
+            raise VirtkitError('%s: will not discard the NVRAM file %s of a running guest' % (name, path))
+        vol = self.c.volume_by_path(path)
+        if vol is not None:
+            self._call('delete the NVRAM volume %s' % path, vol.delete, 0)
+        elif self.c.is_local:
+            try:
+                if os.path.isfile(path):
+                    os.unlink(path)
+            except OSError as err:
+                raise VirtkitError('%s: cannot discard the NVRAM file %s: %s' % (name, path, err.strerror or err))
+        else:
+            self.warnings.append('%s: the NVRAM file %s on %s was made for the old firmware and is no volume of a '
+                                 'libvirt pool, so it cannot be deleted over %s; delete it there (libvirt makes a '
+                                 'new one from the template at the next start)'
+                                 % (name, path, uri_host(self.c), self.c.uri))
+        self._op_keep_nvram()
+
+    def _op_keep_nvram(self):
+        """Forget the NVRAM discard request in the persistent config."""
+        xml = self._call('read XML', self.dom.XMLDesc, _flag('VIR_DOMAIN_XML_INACTIVE'))
+        requests = LiveRequests.read(parse(xml))
+        if requests.nvram is None:
+            return
+        requests.nvram = None
+        el = requests.element()
+        self._call('forget the NVRAM request', self.dom.setMetadata, _flag('VIR_DOMAIN_METADATA_ELEMENT'),
+                   to_string(el) if el is not None else None, LIVE_PREFIX, LIVE_NS,
+                   _flag('VIR_DOMAIN_AFFECT_CONFIG', 2))
+        self._new_inactive = None
 
     def graceful_shutdown(self, timeout, force):
         """ACPI shutdown, re-sent every few seconds, bounded; force off only if allowed."""
@@ -490,6 +543,28 @@ class DomainManager:
             nic['addresses'] = addresses.get(nic['mac'], [])
         facts['ip'] = first_address({n['mac']: n['addresses'] for n in facts['interfaces']})
         return facts
+
+
+def default_nvram_path(connection, name):
+    """Where libvirt's QEMU driver keeps the NVRAM of a guest whose definition names none.
+
+    Known for the system instance only (qemu:///system, also over a remote transport);
+    None elsewhere.
+    """
+    uri = connection.uri
+    try:
+        uri = connection.conn.getURI() or uri
+    except (AttributeError, libvirt.libvirtError):
+        pass
+    parsed = urlparse(uri)
+    if parsed.scheme.split('+')[0] == 'qemu' and parsed.path.rstrip('/') == '/system':
+        return '/var/lib/libvirt/qemu/nvram/%s_VARS.fd' % name
+    return None
+
+
+def uri_host(connection):
+    """The host a connection addresses, for messages."""
+    return urlparse(connection.uri).hostname or connection.uri
 
 
 def _volume_format(vol):

@@ -219,6 +219,42 @@ def firmware_of(os_el):
     return 'bios'
 
 
+def firmware_signature(root):
+    """What a guest's NVRAM store was made for, as a comparable string ('bios' without one).
+
+    UEFI with its secure boot features (V(auto) when unset: libvirt then picks by priority,
+    which on q35 may be a secure-boot template; secure boot needs SMM, which only q35
+    offers, so elsewhere unset means off) and the loader and NVRAM template when the
+    definition names them. Read from inactive XML: libvirt 9.0 fills the loader in the live
+    XML only. Two definitions with the same signature get the same NVRAM template.
+    """
+    os_el = root.find('os')
+    if os_el is None or firmware_of(os_el) != 'efi':
+        return 'bios'
+    type_el = os_el.find('type')
+    q35 = 'q35' in ((type_el.get('machine') if type_el is not None else None) or '')
+    features = dict((f.get('name'), f.get('enabled')) for f in os_el.findall('firmware/feature'))
+    parts = ['efi']
+    for name in ('secure-boot', 'enrolled-keys'):
+        value = features.get(name) or ('auto' if q35 else 'no')
+        parts.append('%s=%s' % (name, value))
+    loader = os_el.find('loader')
+    if loader is not None and (loader.text or '').strip():
+        parts.append('loader=%s' % loader.text.strip())
+    nvram = os_el.find('nvram')
+    if nvram is not None and nvram.get('template'):
+        parts.append('template=%s' % nvram.get('template'))
+    return ' '.join(parts)
+
+
+def nvram_path(os_el):
+    """The NVRAM file an <os> element names, or None (libvirt 9.0 names none in the
+    inactive XML of a guest with ``<os firmware='efi'>``; its live XML names it)."""
+    el = os_el.find('nvram') if os_el is not None else None
+    text = (el.text or '').strip() if el is not None else ''
+    return text or None
+
+
 def _merge_firmware(ed, os_el, firmware):
     """UEFI is <os firmware='efi'> (libvirt picks loader and NVRAM template from the
     firmware descriptors); BIOS is the x86 default, so it is the absence of UEFI.
@@ -310,18 +346,24 @@ def merge_metadata(ed, root, metadata):
     if current is not None:
         ed.remove(current, 'metadata')
     if wanted is not None:
-        if container is None:
-            container = etree.Element('metadata')
-            anchor = root.find('description')
-            if anchor is None:
-                anchor = root.find('title')
-            if anchor is None:
-                anchor = root.find('uuid') if root.find('uuid') is not None else root.find('name')
-            anchor.addnext(container)
-        container.append(wanted)
+        metadata_container(root).append(wanted)
         ed.record('metadata')
     elif container is not None and len(container) == 0:
         root.remove(container)
+
+
+def metadata_container(root):
+    """The domain's ``<metadata>``, made where libvirt puts it when missing."""
+    container = root.find('metadata')
+    if container is None:
+        container = etree.Element('metadata')
+        anchor = root.find('description')
+        if anchor is None:
+            anchor = root.find('title')
+        if anchor is None:
+            anchor = root.find('uuid') if root.find('uuid') is not None else root.find('name')
+        anchor.addnext(container)
+    return container
 
 
 def apply_overrides(ed, root, overrides):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from copy import deepcopy
 
-from ansible_collections.virtkit.guests.plugins.module_utils._resource import Plan
+from ansible_collections.virtkit.guests.plugins.module_utils._resource import Action, Plan
 from ansible_collections.virtkit.guests.plugins.module_utils._xml import canonical, etree, parse, to_string
 from ansible_collections.virtkit.guests.plugins.module_utils._domain import merge as xmerge
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.devices import (
@@ -25,10 +25,15 @@ _CONFIG_ONLY = {'title', 'description', 'metadata'}
 
 
 class Current:
-    """What the manager read about the guest: enough for planning, nothing more."""
+    """What the manager read about the guest: enough for planning, nothing more.
+
+    ``nvram`` is the guest's NVRAM file: what its live XML names while it runs, else what
+    its definition names or, for ``<os firmware='efi'>`` without one, the path libvirt
+    derives for it (the manager knows the rule; None when it cannot tell).
+    """
 
     def __init__(self, name, exists=False, state='absent', inactive_xml=None, live_xml=None,
-                 autostart=False, persistent=True):
+                 autostart=False, persistent=True, nvram=None):
         self.name = name
         self.exists = exists
         self.state = state
@@ -36,6 +41,7 @@ class Current:
         self.live_xml = live_xml
         self.autostart = autostart
         self.persistent = persistent
+        self.nvram = nvram
 
     @property
     def active(self):
@@ -56,11 +62,17 @@ class LiveRequests:
     ``balloon`` is ``(target_kib, at_kib)``: the target asked for and where the guest
     was when the run that asked gave up waiting. ``detach`` holds the fields (``disks:vdb``...) whose
     unplug the guest had not completed when the run that asked for it ended.
+
+    ``nvram`` is the one request kept in the *persistent* config (same namespace): a dict
+    with the ``path`` of the NVRAM file to discard once the guest is off, the firmware
+    signature it was made ``for`` and the ``field`` that changed. A firmware change on a
+    running guest records it, since the running guest still uses that file.
     """
 
-    def __init__(self, balloon=None, detach=()):
+    def __init__(self, balloon=None, detach=(), nvram=None):
         self.balloon = balloon
         self.detach = set(detach)
+        self.nvram = nvram
 
     @classmethod
     def read(cls, root):
@@ -75,18 +87,41 @@ class LiveRequests:
             except (TypeError, ValueError):
                 balloon = None
         detach = [d.get('field') for d in el.findall('{%s}detach' % LIVE_NS) if d.get('field')]
-        return cls(balloon, detach)
+        nvram = None
+        n = el.find('{%s}discard-nvram' % LIVE_NS)
+        if n is not None and n.get('path') and n.get('for'):
+            nvram = {'path': n.get('path'), 'for': n.get('for'), 'field': n.get('field') or 'firmware'}
+        return cls(balloon, detach, nvram)
 
-    def element(self):
-        """The element for virDomainSetMetadata (which adds the namespace), or None."""
-        if self.balloon is None and not self.detach:
+    def element(self, namespaced=False):
+        """The element for virDomainSetMetadata (which adds the namespace), or None.
+
+        ``namespaced`` gives the element as it stands in domain XML.
+        """
+        if self.balloon is None and not self.detach and self.nvram is None:
             return None
-        el = etree.Element('live')
+        ns = '{%s}' % LIVE_NS if namespaced else ''
+        el = etree.Element(ns + 'live', nsmap={LIVE_PREFIX: LIVE_NS} if namespaced else None)
         if self.balloon is not None:
-            etree.SubElement(el, 'balloon', target=str(self.balloon[0]), at=str(self.balloon[1]))
+            etree.SubElement(el, ns + 'balloon', target=str(self.balloon[0]), at=str(self.balloon[1]))
         for field in sorted(self.detach):
-            etree.SubElement(el, 'detach', field=field)
+            etree.SubElement(el, ns + 'detach', field=field)
+        if self.nvram is not None:
+            n = etree.SubElement(el, ns + 'discard-nvram', path=self.nvram['path'], field=self.nvram['field'])
+            n.set('for', self.nvram['for'])
         return el
+
+    def store(self, root):
+        """Put these requests into domain XML ``root`` (replacing the ones there)."""
+        container = root.find('metadata')
+        old = container.find('{%s}live' % LIVE_NS) if container is not None else None
+        new = self.element(namespaced=True)
+        if old is not None:
+            container.remove(old)
+        if new is not None:
+            xmerge.metadata_container(root).append(new)
+        elif container is not None and len(container) == 0:
+            root.remove(container)
 
 
 def live_device_present(live_root, element):
@@ -138,16 +173,21 @@ def build_plan(spec, current, virt_type=None, arch='x86_64'):
         before_root = None
         merged = xmerge.skeleton(spec, spec.virt_type or virt_type or 'kvm', spec.arch or arch)
     ed = xmerge.merge(merged, spec)
+    nvram = _plan_nvram(plan, spec, current, before_root, merged)
     before_text, after_text = canonical(before_root), canonical(merged)
     if before_text != after_text:
         plan.merged_xml = to_string(merged)
         plan.before['xml'] = _mask(before_text)
         plan.after['xml'] = _mask(after_text)
         if current.exists:
-            summary = 'update the persistent config of %s: %s' % (spec.name, ', '.join(ed.fields()))
+            summary = 'update the persistent config of %s: %s' % (spec.name, ', '.join(ed.fields()) or 'metadata')
+            if plan.nvram_later:
+                summary += ' (its NVRAM file %s is discarded once it is off)' % plan.nvram_later
         else:
             summary = 'define %s' % spec.name
         plan.add('define', summary, xml=plan.merged_xml, new=not current.exists)
+    if nvram is not None:
+        plan.actions.append(nvram)
 
     target = spec.state
     stays_active = current.active and target in ('present', 'running', 'paused')
@@ -164,6 +204,66 @@ def build_plan(spec, current, virt_type=None, arch='x86_64'):
     if spec.wait_for_ip and plan.after['state'] == 'running':
         plan.add('wait_for_ip', 'wait up to %ss for an address' % spec.wait_for_ip_timeout, changes=False)
     return plan
+
+
+def _plan_nvram(plan, spec, current, before_root, merged):
+    """Discard an NVRAM file that no longer fits the firmware (DESIGN principle 5).
+
+    libvirt copies the firmware's NVRAM template only when the guest's NVRAM file is
+    missing, so a guest leaving UEFI keeps an orphaned file and one whose secure boot
+    changes keeps the variables (and enrolled keys) of its old template. When the
+    firmware signature changes (:func:`merge.firmware_signature`) the file goes:
+
+    - guest off: right after the define (the returned action, placed after it);
+    - guest running: it still uses the file, so ``merged`` records the request in the
+      persistent config (``LiveRequests.nvram``); ``plan.nvram_later`` names the file
+      for the restart or shutdown that this run or a later one does, and a later run
+      that finds the guest off discards it then (the returned action).
+
+    Only the file the guest's own (live, else inactive) definition names, or the path
+    libvirt derives for it, is ever discarded. Returns an action to place after the
+    define, or None.
+    """
+    plan.nvram_later = None
+    plan.nvram_field = None
+    if before_root is None:
+        return None
+    requests = LiveRequests.read(before_root)
+    record = requests.nvram
+    old_sig, new_sig = xmerge.firmware_signature(before_root), xmerge.firmware_signature(merged)
+    # secure_boot when only the secure boot features differ, else firmware.
+    sb_only = 'bios' not in (old_sig, new_sig) and old_sig.split()[3:] == new_sig.split()[3:]
+    field = 'secure_boot' if sb_only else 'firmware'
+    if record is not None:
+        stored = LiveRequests.read(merged)
+        if record['for'] == new_sig:
+            # Changed back before the file went: it fits again, forget the request.
+            if current.active:
+                stored.nvram = None
+                stored.store(merged)
+                return None
+            return Action('keep_nvram', 'keep the NVRAM file %s: it fits the firmware again' % record['path'])
+        if current.active:
+            plan.nvram_later, plan.nvram_field = record['path'], record['field']
+            return None
+        return Action('discard_nvram', 'discard the NVRAM file %s (made for the old firmware; libvirt makes a '
+                      'new one from the template at the next start)' % record['path'], path=record['path'])
+    if old_sig == new_sig or old_sig == 'bios':
+        return None
+    if current.nvram is None:
+        plan.warnings.append('%s: %s: cannot tell which NVRAM file the old firmware used (the definition names '
+                             'none and the connection is not qemu:///system); libvirt keeps it, remove it by hand'
+                             % (spec.name, field))
+        return None
+    if current.active:
+        stored = LiveRequests.read(merged)
+        stored.nvram = {'path': current.nvram, 'for': old_sig, 'field': field}
+        stored.store(merged)
+        plan.nvram_later, plan.nvram_field = current.nvram, field
+        return None
+    what = 'leaves UEFI' if new_sig == 'bios' else 'gets another NVRAM template'
+    return Action('discard_nvram', 'discard the NVRAM file %s (the firmware %s; libvirt makes a new one from the '
+                  'template at the next start)' % (current.nvram, what), path=current.nvram)
 
 
 def _plan_live(plan, spec, current):
@@ -219,10 +319,17 @@ def _plan_live(plan, spec, current):
                             {'xml': to_string(change.element)}))
         else:
             pending.append(field)
+    if plan.nvram_later and plan.nvram_field not in pending:
+        # The running guest still uses an NVRAM file made for another firmware.
+        pending.append(plan.nvram_field)
     plan.pending_restart = pending
     restart = bool(pending) and spec.restart_policy == 'if_needed'
     if restart:
-        plan.add('restart', 'restart %s to apply %s' % (spec.name, ', '.join(pending)))
+        if plan.nvram_later:
+            plan.add('restart', 'restart %s to apply %s, discarding its NVRAM file %s while it is off'
+                     % (spec.name, ', '.join(pending), plan.nvram_later), discard_nvram=plan.nvram_later)
+        else:
+            plan.add('restart', 'restart %s to apply %s' % (spec.name, ', '.join(pending)))
         plan.restarting = True
         return
     for op, summary, params in ops:
@@ -254,12 +361,20 @@ def _plan_lifecycle(plan, spec, current):
         if state in ACTIVE_STATES:
             plan.add('shutdown', 'shut %s down (ACPI, up to %ss%s)'
                      % (spec.name, spec.shutdown_timeout, ', then force off' if spec.force else ''))
+            _discard_when_off(plan)
         after = 'shutoff'
     elif target == 'destroyed':
         if state in ACTIVE_STATES:
             plan.add('destroy', 'power %s off' % spec.name)
+            _discard_when_off(plan)
         after = 'shutoff'
     plan.after['state'] = after
+
+
+def _discard_when_off(plan):
+    if getattr(plan, 'nvram_later', None):
+        plan.add('discard_nvram', 'discard the NVRAM file %s (made for the old firmware; libvirt makes a new one '
+                 'from the template at the next start)' % plan.nvram_later, path=plan.nvram_later)
 
 
 def _plan_absent(plan, spec, current):

@@ -1,0 +1,319 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""NVRAM that no longer fits the firmware: planned (pure) and discarded (test driver).
+
+The test driver keeps an explicit <loader>/<nvram> but drops secure boot features of a
+guest without ``<os firmware='efi'>``; for those guests (whose NVRAM path only the QEMU
+driver derives) the manager tests replace that one rule, ``default_nvram_path``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Connection, libvirt
+from ansible_collections.virtkit.guests.plugins.module_utils._domain import manager as mgr
+from ansible_collections.virtkit.guests.plugins.module_utils._domain import merge as xmerge
+from ansible_collections.virtkit.guests.plugins.module_utils._domain.manager import DomainManager
+from ansible_collections.virtkit.guests.plugins.module_utils._domain.plan import (
+    LIVE_NS, Current, LiveRequests, build_plan)
+from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
+from ansible_collections.virtkit.guests.tests.unit.helpers import params, spec_of
+
+NAME = 'vk-unit-nvram'
+NVRAM = '/var/lib/libvirt/qemu/nvram/%s_VARS.fd' % NAME
+
+
+def domain_xml(os_inner, machine='pc-q35-7.2', os_attr=" firmware='efi'", metadata='', name=NAME,
+               dom_type='qemu', features=''):
+    return ("<domain type='%s'><name>%s</name>%s<memory unit='KiB'>131072</memory><vcpu>1</vcpu>"
+            "<os%s><type arch='x86_64' machine='%s'>hvm</type>%s</os><features><acpi/>%s</features>"
+            "<devices/></domain>" % (dom_type, name, metadata, os_attr, machine, os_inner, features))
+
+
+def sb(enabled):
+    value = 'yes' if enabled else 'no'
+    return ("<firmware><feature enabled='%s' name='enrolled-keys'/><feature enabled='%s' name='secure-boot'/>"
+            "</firmware>" % (value, value))
+
+
+SB_OFF = domain_xml(sb(False))
+SB_ON = domain_xml(sb(True), features="<smm state='on'/>")
+LIVE_SB_OFF = domain_xml(sb(False) + "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+                         "<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>%s</nvram>" % NVRAM, os_attr='')
+
+
+def record(path=NVRAM, fits=None, field='secure_boot'):
+    fits = fits or xmerge.firmware_signature(parse(SB_OFF))
+    return ("<metadata><virtkitlive:live xmlns:virtkitlive='%s'><virtkitlive:discard-nvram path='%s' for='%s' "
+            "field='%s'/></virtkitlive:live></metadata>" % (LIVE_NS, path, fits, field))
+
+
+def plan(state, cur_state, inactive, live=None, nvram=NVRAM, **options):
+    spec = spec_of('pc-q35-7.2', name=NAME, state=state, **options)
+    return build_plan(spec, Current(NAME, True, cur_state, inactive, live, nvram=nvram), virt_type='qemu')
+
+
+def ops(p):
+    return [a.op for a in p.actions]
+
+
+def the_action(p, op):
+    return next(a for a in p.actions if a.op == op)
+
+
+# ------------------------------------------------------------------ signatures
+
+def test_signature_tells_templates_apart():
+    sig = xmerge.firmware_signature
+    assert sig(parse(domain_xml('', os_attr=''))) == 'bios'
+    assert sig(parse(SB_OFF)) == 'efi secure-boot=no enrolled-keys=no'
+    assert sig(parse(SB_ON)) == 'efi secure-boot=yes enrolled-keys=yes'
+    # Unset on q35: libvirt picks by priority (maybe a secure-boot template); on i440fx
+    # no secure-boot firmware applies (it needs SMM), so unset is off there.
+    assert sig(parse(domain_xml(''))) == 'efi secure-boot=auto enrolled-keys=auto'
+    assert sig(parse(domain_xml('', machine='pc-i440fx-7.2'))) == sig(parse(domain_xml(sb(False), 'pc-i440fx-7.2')))
+    explicit = domain_xml("<loader type='pflash'>/l.fd</loader><nvram template='/t.fd'>/n.fd</nvram>", os_attr='')
+    assert sig(parse(explicit)) == 'efi secure-boot=auto enrolled-keys=auto loader=/l.fd template=/t.fd'
+
+
+def test_live_requests_round_trip_the_nvram_record():
+    requests = LiveRequests.read(parse(domain_xml(sb(False), metadata=record())))
+    assert requests.nvram == {'path': NVRAM, 'for': 'efi secure-boot=no enrolled-keys=no', 'field': 'secure_boot'}
+    root = parse(SB_OFF)
+    requests.store(root)
+    assert LiveRequests.read(root).nvram == requests.nvram
+    requests.nvram = None
+    requests.store(root)
+    assert root.find('metadata') is None
+
+
+# ------------------------------------------------------------------ planning: guest off
+
+def test_off_guest_leaving_uefi_discards_its_nvram_after_the_define():
+    p = plan('present', 'shutoff', SB_OFF, firmware='bios')
+    assert ops(p) == ['define', 'discard_nvram']
+    assert the_action(p, 'discard_nvram').params == {'path': NVRAM}
+    assert 'leaves UEFI' in the_action(p, 'discard_nvram').summary
+    assert LiveRequests.read(parse(p.merged_xml)).nvram is None  # nothing recorded
+
+
+@pytest.mark.parametrize('before, secure', [(SB_OFF, True), (SB_ON, False)])
+def test_off_guest_changing_secure_boot_discards_before_the_start(before, secure):
+    p = plan('running', 'shutoff', before, firmware='uefi', secure_boot=secure)
+    assert ops(p) == ['define', 'discard_nvram', 'start']
+    assert 'another NVRAM template' in the_action(p, 'discard_nvram').summary
+
+
+@pytest.mark.parametrize('before, options', [
+    (SB_OFF, {'firmware': 'uefi', 'secure_boot': False}),  # rerun: same firmware
+    (SB_OFF, {'firmware': 'uefi', 'memory': 64}),  # another change, same template
+    (domain_xml('', os_attr=''), {'firmware': 'bios', 'memory': 64}),  # BIOS has no NVRAM
+    (domain_xml('', machine='pc-i440fx-7.2'), {'firmware': 'uefi', 'secure_boot': False}),  # off was the default
+])
+def test_no_discard_while_the_template_stays(before, options):
+    p = plan('present', 'shutoff', before, **options)
+    assert 'discard_nvram' not in ops(p)
+    assert p.merged_xml is None or LiveRequests.read(parse(p.merged_xml)).nvram is None
+
+
+def test_unknown_nvram_path_warns_and_discards_nothing():
+    p = plan('present', 'shutoff', SB_OFF, nvram=None, firmware='bios')
+    assert ops(p) == ['define']
+    assert len(p.warnings) == 1 and 'cannot tell which NVRAM file' in p.warnings[0]
+
+
+def test_off_guest_with_a_recorded_request_discards_the_recorded_file():
+    before = domain_xml(sb(True), metadata=record(path='/var/lib/libvirt/qemu/nvram/recorded.fd'),
+                        features="<smm state='on'/>")
+    p = plan('present', 'shutoff', before, firmware='uefi', secure_boot=True)
+    assert ops(p) == ['discard_nvram']
+    assert the_action(p, 'discard_nvram').params == {'path': '/var/lib/libvirt/qemu/nvram/recorded.fd'}
+    # The same with another change: after the define.
+    p = plan('present', 'shutoff', before, firmware='uefi', secure_boot=True, memory=64)
+    assert ops(p) == ['define', 'discard_nvram']
+
+
+def test_off_guest_changed_back_keeps_its_file_and_forgets_the_request():
+    before = domain_xml(sb(True), metadata=record(), features="<smm state='on'/>")
+    p = plan('present', 'shutoff', before, firmware='uefi', secure_boot=False)
+    assert ops(p) == ['define', 'keep_nvram']
+
+
+# ------------------------------------------------------------------ planning: guest running
+
+def test_running_guest_records_the_file_in_its_persistent_config():
+    p = plan('running', 'running', SB_OFF, live=LIVE_SB_OFF, firmware='uefi', secure_boot=True)
+    assert ops(p) == ['define']
+    assert p.pending_restart == ['secure_boot']
+    assert 'is discarded once it is off' in the_action(p, 'define').summary
+    assert LiveRequests.read(parse(p.merged_xml)).nvram == {
+        'path': NVRAM, 'for': 'efi secure-boot=no enrolled-keys=no', 'field': 'secure_boot'}
+
+
+def test_running_guest_restarted_by_policy_discards_between_stop_and_start():
+    p = plan('running', 'running', SB_OFF, live=LIVE_SB_OFF, firmware='bios', restart_policy='if_needed')
+    assert ops(p) == ['define', 'restart']
+    assert the_action(p, 'restart').params == {'discard_nvram': NVRAM}
+
+
+@pytest.mark.parametrize('state, stop', [('shutdown', 'shutdown'), ('destroyed', 'destroy')])
+def test_running_guest_stopped_by_the_run_discards_after_the_stop(state, stop):
+    p = plan(state, 'running', SB_OFF, live=LIVE_SB_OFF, firmware='bios')
+    assert ops(p) == ['define', stop, 'discard_nvram']
+
+
+def test_running_guest_with_a_request_still_waits_for_a_restart():
+    # Restarted outside this module: the live config matches, the file is still stale.
+    before = domain_xml(sb(True), metadata=record(), features="<smm state='on'/>")
+    live = domain_xml(sb(True) + "<loader readonly='yes' secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.ms.fd"
+                      "</loader><nvram template='/usr/share/OVMF/OVMF_VARS_4M.ms.fd'>%s</nvram>" % NVRAM,
+                      metadata=record(), features="<smm state='on'/>", os_attr='')
+    p = plan('running', 'running', before, live=live, firmware='uefi', secure_boot=True)
+    assert ops(p) == [] and p.pending_restart == ['secure_boot']
+    p = plan('running', 'running', before, live=live, firmware='uefi', secure_boot=True, restart_policy='if_needed')
+    assert ops(p) == ['restart'] and the_action(p, 'restart').params == {'discard_nvram': NVRAM}
+
+
+def test_running_guest_changed_back_drops_the_request():
+    before = domain_xml(sb(True), metadata=record(), features="<smm state='on'/>")
+    p = plan('running', 'running', before, live=LIVE_SB_OFF, firmware='uefi', secure_boot=False)
+    assert ops(p) == ['define']
+    assert LiveRequests.read(parse(p.merged_xml)).nvram is None
+
+
+# ------------------------------------------------------------------ the manager on the test driver
+
+@pytest.fixture
+def conn():
+    if libvirt is None:
+        pytest.skip('libvirt-python is not installed')
+    connection = Connection('test:///default')
+    yield connection
+    for dom in connection.conn.listAllDomains(0):
+        if dom.name().startswith('virtkit-unit-nvram'):
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+    connection.close()
+
+
+def run(conn, check=False, **options):
+    options.setdefault('uri', 'test:///default')
+    options.setdefault('name', 'virtkit-unit-nvram')
+    return DomainManager(conn).run(params(**options), check_mode=check)
+
+
+def result_ops(result):
+    return [a['action'] for a in result['actions']]
+
+
+def define_explicit(conn, path, name='virtkit-unit-nvram'):
+    """A UEFI guest whose definition names its loader and NVRAM file."""
+    xml = domain_xml("<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+                     "<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>%s</nvram>" % path,
+                     os_attr='', name=name, dom_type='test')
+    return conn.conn.defineXML(xml)
+
+
+def persistent_record(conn, name='virtkit-unit-nvram'):
+    dom = conn.conn.lookupByName(name)
+    return LiveRequests.read(parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))).nvram
+
+
+def test_off_guest_to_bios_unlinks_its_file_and_reruns_are_unchanged(conn, tmp_path):
+    nvram = tmp_path / 'guest_VARS.fd'
+    nvram.write_bytes(b'vars')
+    other = tmp_path / 'other_VARS.fd'
+    other.write_bytes(b'vars')
+    define_explicit(conn, str(nvram))
+    check = run(conn, check=True, firmware='bios')
+    assert result_ops(check) == ['define', 'discard_nvram'] and nvram.exists()
+    done = run(conn, firmware='bios')
+    assert result_ops(done) == ['define', 'discard_nvram'] and done['changed']
+    assert not nvram.exists() and other.exists()
+    assert run(conn, firmware='bios')['changed'] is False
+    assert run(conn, check=True, firmware='bios')['changed'] is False
+
+
+def test_a_volume_of_a_pool_goes_through_the_storage_api(conn):
+    pool = conn.conn.storagePoolLookupByName('default-pool')
+    vol = pool.createXML("<volume><name>virtkit-unit-nvram.fd</name><capacity>1024</capacity></volume>", 0)
+    path = vol.path()
+    define_explicit(conn, path)
+    done = run(conn, firmware='bios')
+    assert result_ops(done) == ['define', 'discard_nvram']
+    assert conn.volume_by_path(path) is None
+
+
+def test_a_remote_file_outside_every_pool_is_a_warning(conn, tmp_path, monkeypatch):
+    nvram = tmp_path / 'guest_VARS.fd'
+    nvram.write_bytes(b'vars')
+    define_explicit(conn, str(nvram))
+    monkeypatch.setattr(Connection, 'is_local', property(lambda self: False))
+    monkeypatch.setattr(conn, 'uri', 'qemu+ssh://kvm1.example.com/system')
+    done = run(conn, firmware='bios')
+    assert result_ops(done) == ['define', 'discard_nvram'] and not done['warnings'] == []
+    assert len(done['warnings']) == 1
+    assert str(nvram) in done['warnings'][0] and 'kvm1.example.com' in done['warnings'][0]
+    assert nvram.exists()
+    assert run(conn, firmware='bios')['changed'] is False  # warned once
+
+
+def test_running_guest_keeps_its_file_until_it_is_shut_down(conn, tmp_path):
+    nvram = tmp_path / 'guest_VARS.fd'
+    nvram.write_bytes(b'vars')
+    define_explicit(conn, str(nvram)).create()
+    changed = run(conn, firmware='bios', state='running')
+    assert result_ops(changed) == ['define'] and changed['pending_restart_fields'] == ['firmware']
+    assert nvram.exists() and persistent_record(conn)['path'] == str(nvram)
+    again = run(conn, firmware='bios', state='running')
+    assert not again['changed'] and again['pending_restart'] and nvram.exists()
+    stopped = run(conn, firmware='bios', state='shutdown')
+    assert result_ops(stopped) == ['shutdown', 'discard_nvram']
+    assert not nvram.exists() and persistent_record(conn) is None
+    assert run(conn, firmware='bios', state='shutdown')['changed'] is False
+
+
+def test_a_later_run_finding_the_guest_off_discards(conn, tmp_path):
+    nvram = tmp_path / 'guest_VARS.fd'
+    nvram.write_bytes(b'vars')
+    dom = define_explicit(conn, str(nvram))
+    dom.create()
+    run(conn, firmware='bios')
+    dom.destroy()  # stopped outside this module
+    later = run(conn, firmware='bios')
+    assert result_ops(later) == ['discard_nvram'] and later['changed']
+    assert not nvram.exists() and persistent_record(conn) is None
+    assert run(conn, firmware='bios')['changed'] is False
+
+
+def test_secure_boot_toggle_restarted_by_policy(conn, tmp_path, monkeypatch):
+    nvram = tmp_path / 'guest_VARS.fd'
+    nvram.write_bytes(b'vars')
+    monkeypatch.setattr(mgr, 'default_nvram_path', lambda connection, name: str(nvram))
+    base = dict(firmware='uefi', machine='q35', state='running')
+    run(conn, secure_boot=False, **base)
+    dom_id = conn.conn.lookupByName('virtkit-unit-nvram').ID()
+    restarted = run(conn, secure_boot=True, restart_policy='if_needed', **base)
+    assert result_ops(restarted) == ['define', 'restart']
+    assert 'discarding its NVRAM file %s' % nvram in restarted['actions'][1]['summary']
+    assert not nvram.exists() and persistent_record(conn) is None
+    assert conn.conn.lookupByName('virtkit-unit-nvram').ID() != dom_id
+    assert not restarted['pending_restart']
+    nvram.write_bytes(b'new vars')  # what libvirt makes at the start
+    assert run(conn, secure_boot=True, restart_policy='if_needed', **base)['changed'] is False
+    assert nvram.exists()
+
+
+def test_default_nvram_path_is_known_for_the_system_instance_only():
+    class Fake:
+        def __init__(self, uri):
+            self.uri = uri
+            self.conn = None
+
+    assert mgr.default_nvram_path(Fake('qemu:///system'), 'g') == '/var/lib/libvirt/qemu/nvram/g_VARS.fd'
+    assert mgr.default_nvram_path(Fake('qemu+ssh://root@h/system'), 'g') == '/var/lib/libvirt/qemu/nvram/g_VARS.fd'
+    assert mgr.default_nvram_path(Fake('qemu:///session'), 'g') is None
+    assert mgr.default_nvram_path(Fake('test:///default'), 'g') is None
