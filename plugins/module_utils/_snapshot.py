@@ -3,11 +3,17 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """libvirt domain snapshots: XML, plan with pure code, execute the same plan, facts.
 
-A revert is recorded in the guest's metadata (``<vksnap:reverted name=.../>`` in our own
-namespace): a rerun is not changed while that snapshot is still the current one and the
-record names it. Creating another snapshot makes that one current, so a later revert to
-the first runs again. The record lives in the persistent config of a persistent guest and in
-the live XML of a transient one.
+A revert is recorded in the guest's metadata (``<vksnap:reverted name=... state=.../>`` in
+our own namespace, ``state`` being the ``revert_state`` asked for): a rerun is not changed
+while that snapshot is still the current one and the record names it and the same
+``revert_state``. Creating another snapshot makes that one current, so a later revert to
+the first runs again; so does a revert to the same snapshot with another ``revert_state``.
+The guest's power state at rerun time is not compared (it may have been started or stopped
+on purpose since). A record without ``state`` (written before it was recorded) matches any
+``revert_state``, so an upgrade never reverts a guest again by surprise. A revert asked to
+end ``running`` or ``paused`` is recorded only once the guest is seen in that state. The
+record lives in the persistent config of a persistent guest and in the live XML of a
+transient one.
 
 Reverting to an external snapshot (disk-only overlays or external memory) needs libvirt 9.9
 or later; on an older daemon the plan refuses it with one line, before anything is touched.
@@ -142,11 +148,12 @@ class Current:
     """The guest and the named snapshot as read now."""
 
     def __init__(self, domain_exists=False, snapshot=None, current_name=None, reverted_to=None,
-                 domain_state=None, libvirt_version=None):
+                 domain_state=None, libvirt_version=None, reverted_state=None):
         self.domain_exists = domain_exists
         self.snapshot = snapshot          # facts dict or None
         self.current_name = current_name  # the domain's current snapshot
         self.reverted_to = reverted_to    # our metadata record of the last revert
+        self.reverted_state = reverted_state  # its revert_state; None: no record, or one from before it was kept
         self.domain_state = domain_state
         self.libvirt_version = libvirt_version  # the daemon's, read only for reverts
 
@@ -159,7 +166,18 @@ def _view(spec, current):
             'current': current.current_name == spec.name}
     if spec.state == 'reverted':
         view['reverted_to'] = current.reverted_to or '(none)'
+        if current.reverted_to is None:
+            view['revert_state'] = '(none)'
+        else:
+            view['revert_state'] = current.reverted_state or '(not recorded)'
     return view
+
+
+def already_reverted(spec, current):
+    """True when the record says the guest was reverted to ``spec.name`` with ``spec.revert_state``
+    and that snapshot is still the current one (a record without a state matches any)."""
+    return (current.current_name == spec.name and current.reverted_to == spec.name and
+            current.reverted_state in (None, spec.revert_state))
 
 
 def build_plan(spec, current):
@@ -195,8 +213,7 @@ def build_plan(spec, current):
     else:  # reverted
         if snap is None:
             raise VirtkitError('%s: cannot revert to snapshot %s: it does not exist' % (spec.domain, spec.name))
-        at_it = current.current_name == spec.name and current.reverted_to == spec.name
-        if spec.force_revert or not at_it:
+        if spec.force_revert or not already_reverted(spec, current):
             if (is_external(snap) and current.libvirt_version is not None and
                     current.libvirt_version < EXTERNAL_REVERT_VERSION):
                 raise VirtkitError('%s: cannot revert to snapshot %s: it is external (disk-only or external memory) '
@@ -204,7 +221,7 @@ def build_plan(spec, current):
                                    % (spec.domain, spec.name, version_string(current.libvirt_version)))
             plan.add('revert', 'revert %s to snapshot %s%s' % (
                 spec.domain, spec.name, '' if spec.revert_state == 'snapshot' else ' (ending %s)' % spec.revert_state))
-            after.update({'current': True, 'reverted_to': spec.name})
+            after.update({'current': True, 'reverted_to': spec.name, 'revert_state': spec.revert_state})
     plan.after = after
     return plan
 
@@ -243,15 +260,13 @@ class SnapshotManager:
             text = self.dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, MARK_NS, flags)
         except libvirt.libvirtError as err:
             if error_code(err) == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
-                return None
+                return None, None
             raise VirtkitError(explain(err, self.subject, 'read metadata'))
-        return parse(text, 'snapshot metadata').get('name')
+        record = parse(text, 'snapshot metadata')
+        return record.get('name'), record.get('state')
 
-    def read(self, domain, name, reverting=False):
-        self.subject = domain
-        self.dom = self.c.domain(domain)
-        if self.dom is None:
-            return Current(False)
+    def _power_state(self):
+        """``(state name, active, persistent)``; the name is paused, running or shutoff."""
         state = self._call('read state', self.dom.state)[0]
         active = self._call('read state', self.dom.isActive)
         persistent = self._call('read persistence', self.dom.isPersistent)
@@ -261,6 +276,14 @@ class SnapshotManager:
             state_name = 'running'  # also blocked, suspended to RAM, crashed but kept
         else:
             state_name = 'shutoff'
+        return state_name, active, persistent
+
+    def read(self, domain, name, reverting=False):
+        self.subject = domain
+        self.dom = self.c.domain(domain)
+        if self.dom is None:
+            return Current(False)
+        state_name, active, persistent = self._power_state()
         current_name = self._current_name()
         snap = self._lookup_snapshot(name)
         facts = None
@@ -268,8 +291,8 @@ class SnapshotManager:
             facts = snapshot_facts(self._call('read snapshot %s' % name, snap.getXMLDesc, 0),
                                    current_name == name)
         version = self._call('read the libvirt version', self.c.conn.getLibVersion) if reverting else None
-        return Current(True, facts, current_name, self._reverted_to(persistent, active), state_name,
-                       version)
+        reverted_to, reverted_state = self._reverted_to(persistent, active)
+        return Current(True, facts, current_name, reverted_to, state_name, version, reverted_state)
 
     def run(self, params, check_mode=False):
         spec = validate(params)
@@ -327,16 +350,23 @@ class SnapshotManager:
         snap = self._lookup_snapshot(self.spec.name)
         if snap is None:
             raise VirtkitError('%s: cannot revert to snapshot %s: it disappeared' % (self.spec.domain, self.spec.name))
-        self._call('revert to snapshot %s' % self.spec.name, self.dom.revertToSnapshot, snap,
-                   revert_flags(self.spec.revert_state))
+        wanted = self.spec.revert_state
+        self._call('revert to snapshot %s' % self.spec.name, self.dom.revertToSnapshot, snap, revert_flags(wanted))
+        try:
+            state_name, active, persistent = self._power_state()
+        except VirtkitError:
+            if self.c.domain(self.spec.domain) is not None:
+                raise
+            state_name = None  # a transient guest reverted to shut off is gone
+        if wanted in ('running', 'paused') and state_name != wanted:
+            # not recorded: a rerun reverts again
+            raise VirtkitError('%s: after the revert to snapshot %s the guest is %s, not %s as revert_state asks'
+                               % (self.spec.domain, self.spec.name, state_name or 'gone', wanted))
+        if state_name is None:
+            return
         root = etree.Element('reverted')
         root.set('name', self.spec.name)
-        try:
-            persistent, active = self.dom.isPersistent(), self.dom.isActive()
-        except libvirt.libvirtError as err:
-            if error_code(err) == libvirt.VIR_ERR_NO_DOMAIN:  # a transient guest reverted to shut off is gone
-                return
-            raise VirtkitError(explain(err, self.subject, 'read state'))
+        root.set('state', wanted)
         affect = metadata_flags(persistent, active, write=True)
         self._call('record the revert in metadata', self.dom.setMetadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT,
                    to_string(root), MARK_PREFIX, MARK_NS, affect)

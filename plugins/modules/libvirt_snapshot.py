@@ -34,7 +34,8 @@ attributes:
   diff_mode:
     support: full
     details: The diff shows whether the snapshot exists, its description, whether it is the
-      guest's current snapshot and, for O(state=reverted), the last snapshot reverted to.
+      guest's current snapshot and, for O(state=reverted), the last snapshot reverted to and the
+      O(revert_state) of that revert.
   platform:
     platforms: posix
 options:
@@ -53,10 +54,15 @@ options:
       - V(absent) deletes the snapshot (its data inside qcow2 disks with it) when it exists.
         Children of the snapshot are kept and re-parented by libvirt.
       - V(reverted) reverts the guest to the snapshot. The revert is recorded in the guest's
-        metadata (the persistent config; the live XML of a transient guest); a rerun is not
-        changed while the snapshot is still the guest's current one and the record names it. Creating another snapshot makes that one current, so a later
-        revert runs again. To roll back again after the guest has changed since the last
-        revert, use O(force_revert=true).
+        metadata (the persistent config; the live XML of a transient guest), with the
+        O(revert_state) it was asked to end in. A rerun is not changed while the snapshot is
+        still the guest's current one and the record names it and the same O(revert_state).
+        Creating another snapshot makes that one current, so a later revert runs again; so does
+        a revert to the same snapshot with a different O(revert_state).
+      - A rerun does not compare the guest's power state or contents. A guest started, paused,
+        shut down or written to since the revert is left as it is, and the rerun is not changed.
+        Use M(virtkit.guests.libvirt_domain) for the power state, or O(force_revert=true) to roll
+        back again.
     type: str
     choices: [present, absent, reverted]
     default: present
@@ -83,7 +89,14 @@ options:
         snapshot taken shut off leaves the guest shut off, one taken running or paused leaves
         it running or paused.
       - V(running) and V(paused) start the guest in that state after the revert, also from a
-        snapshot taken shut off (booting from the reverted disks).
+        snapshot taken shut off (booting from the reverted disks); a snapshot taken running ends
+        paused with V(paused), and one taken paused ends running with V(running).
+      - After a revert with V(running) or V(paused) the module re-reads the guest and fails when
+        it is not in that state; the revert is then not recorded, so a rerun reverts again.
+      - There is no choice to end shut off; revert to a snapshot taken shut off, or stop the
+        guest afterwards with M(virtkit.guests.libvirt_domain).
+      - Omitted, it is V(snapshot); for a rerun's comparison with the record, omitted and
+        V(snapshot) are the same.
     type: str
     choices: [snapshot, running, paused]
 notes:
@@ -107,6 +120,13 @@ EXAMPLES = r'''
     domain: web1
     name: before-upgrade
     state: reverted
+
+- name: Roll back to a snapshot taken shut off and boot the guest (a rerun is not changed)
+  virtkit.guests.libvirt_snapshot:
+    domain: web1
+    name: installed
+    state: reverted
+    revert_state: running
 
 - name: Drop the snapshot
   virtkit.guests.libvirt_snapshot:
