@@ -142,8 +142,22 @@ options:
     description:
       - Create the container as a copy of this (existing) container with C(lxc-copy) instead
         of a template. A running source is stopped for the copy and started again (unless
-        O(clone_snapshot=true), which copies it running).
+        O(clone_snapshot=true), which copies it running); a frozen one is thawed, stopped,
+        started and frozen again.
       - O(backing_store) (C(-B)) and O(backing_store_options.fssize) (C(-L)) apply to the copy.
+      - An interrupted clone converges on the next run. C(lxc-copy) leaves no marker of its own
+        (a killed copy leaves a container whose config has no C(lxc.rootfs.path) yet and whose
+        rootfs is partly copied), so the module records each clone in
+        C(<lxc_path>/.virtkit-clone-<name>) before it touches the source, holds a lock on it
+        while it runs and removes it when the clone is complete and the source is back. A rerun
+        that finds it destroys the half-made clone and clones again (actions C(destroy),
+        C(drop_clone_marker), C(clone), listed in check mode too), and starts (and freezes)
+        again a source the interrupted run had stopped and that is still stopped (action
+        C(restore_source)); this happens whatever O(state) asks for the clone.
+      - Only a half-made clone is destroyed, never a complete container; one whose config names a
+        root file system is kept and only the marker goes. While a run holds the marker or an
+        C(lxc-copy) or its C(rsync) still works on the container, the module fails and changes
+        nothing; a marker it did not write is named and left alone.
     type: str
   clone_snapshot:
     description: Make an overlay snapshot clone (C(lxc-copy -s)) instead of a full copy.

@@ -44,10 +44,24 @@ PARTIAL = 'partial'
 # ever holds these files, and the run using it holds a flock on it.
 WORKDIR_PREFIX = '.virtkit-create-'
 WORKDIR_FILES = frozenset(('meta.tar.xz', 'rootfs.tar.xz'))
+# lxc-copy makes no partial marker (LXC 5.0, checked on a killed copy): it makes the clone's
+# directory, writes its config WITHOUT lxc.rootfs.path, copies the rootfs (an rsync that goes
+# on as an orphan when lxc-copy is killed) and only then writes the final config. LXC reports
+# such a half-made clone as an existing, STOPPED container, and starting it would run it on the
+# host's root. So every clone runs under our own marker next to the container directory,
+# ``<lxc_path>/.virtkit-clone-<name>`` (JSON, see CloneMarker), flocked by the run while it
+# lives. It is written before the source is touched and before lxc-copy runs, and removed once
+# the clone is complete and the source is back in its state.
+CLONE_PREFIX = '.virtkit-clone-'
+CLONE_PHASES = ('copying', 'copied')
 
 
 _GENERIC = ('received container state', 'the container failed to start', 'to get more details',
             'additional information can be obtained')
+
+
+def _follows(args, flag, value):
+    return any(a == flag and b == value for a, b in zip(args, args[1:])) or (flag + '=' + value) in args
 
 
 def start_errors(log_text):
@@ -206,14 +220,68 @@ def write_atomic(path, text):
         raise
 
 
+def rootfs_configured(text):
+    """True when a config names a root file system (lxc-copy writes it last, see CLONE_PREFIX)."""
+    conf = LxcConfig.parse(text or '')
+    return bool(conf.first('lxc.rootfs.path') or conf.first('lxc.rootfs'))
+
+
+class CloneMarker:
+    """The marker of one clone in progress, held under an exclusive flock by the run making it.
+
+    Its fields: ``clone`` and ``source`` (names), ``source_state`` (the source's state before
+    the run touched it), ``source_stopped`` (true from just before the run stops or thaws the
+    source) and ``phase`` (``copying``, then ``copied`` once lxc-copy returned success). It is
+    rewritten in place with one write (padded, never truncated), so a killed run leaves either
+    the old or the new text.
+    """
+
+    def __init__(self, path, fd, data):
+        self.path, self.fd, self.data, self.size = path, fd, data, 0
+
+    @classmethod
+    def begin(cls, name, path, data):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o600)
+        except OSError as err:
+            if err.errno == errno.EEXIST:
+                raise VirtkitError('%s: another run is cloning this container right now (%s appeared); run again '
+                                   'when it has finished' % (name, path))
+            raise VirtkitError('%s: cannot write the clone marker %s: %s' % (name, path, err.strerror or err))
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        marker = cls(path, fd, dict(data, clone=name, phase='copying'))
+        marker.write()
+        return marker
+
+    def update(self, **fields):
+        self.data.update(fields)
+        self.write()
+
+    def write(self):
+        text = json.dumps(self.data, sort_keys=True).encode('utf-8')
+        padded = text + b' ' * max(0, self.size - len(text)) + b'\n'
+        os.pwrite(self.fd, padded, 0)
+        os.fsync(self.fd)
+        self.size = len(padded) - 1
+
+    def close(self, remove):
+        if remove:
+            os.unlink(self.path)
+        os.close(self.fd)
+
+
 class ContainerManager:
     """Everything lxc_container does, for one lxc path."""
+
+    # Where running processes are listed (a test may point it elsewhere).
+    proc = '/proc'
 
     def __init__(self, runner=None, lxc_path=None, read_file=None, layout=None):
         self.r = runner or Runner(lxc_path)
         self.read_file = read_file or read_text
         self._layout = layout
         self.spec = None
+        self.current = None
         self.pid = None
 
     @property
@@ -228,8 +296,12 @@ class ContainerManager:
     # ------------------------------------------------------------ reading
 
     def exists(self, name):
-        """A complete container: its config is there and LXC's partial marker is not."""
-        return os.path.isfile(self.r.config_path(name)) and not os.path.lexists(self.partial_path(name))
+        """A complete container: its config is there and LXC's partial marker is not, nor is
+        it a half-made clone (our clone marker with a config that names no root file system)."""
+        path = self.r.config_path(name)
+        if not os.path.isfile(path) or os.path.lexists(self.partial_path(name)):
+            return False
+        return not os.path.lexists(self.clone_marker_path(name)) or rootfs_configured(self.read_file(path))
 
     def partial_path(self, name):
         return os.path.join(self.container_dir(name), PARTIAL)
@@ -263,6 +335,22 @@ class ContainerManager:
             # Half-created: not a container to report or configure (see PARTIAL).
             return Current(name, incomplete='ongoing' if self.creation_ongoing(name) else 'interrupted',
                            has_config=os.path.isfile(self.r.config_path(name)))
+        marker = self.clone_marker(name)
+        if marker is not None and not marker['error']:
+            has_config = os.path.isfile(self.r.config_path(name))
+            if marker['busy']:
+                return Current(name, incomplete='ongoing', has_config=has_config, clone=marker)
+            if marker['source'] and marker['source_stopped']:
+                marker['source_now'] = self.info(marker['source'])[0] if self.exists(marker['source']) else 'absent'
+            if marker['source'] and marker['phase'] == 'copying' and os.path.isdir(self.container_dir(name)) \
+                    and not (has_config and rootfs_configured(self.read_file(self.r.config_path(name)))):
+                # lxc-copy never wrote the final config: a half-made clone (see CLONE_PREFIX).
+                return Current(name, incomplete='interrupted', has_config=has_config, clone=marker)
+        current = self._read_complete(name)
+        current.clone = marker
+        return current
+
+    def _read_complete(self, name):
         if not self.exists(name):
             return Current(name)
         text = self.read_file(self.r.config_path(name))
@@ -276,6 +364,83 @@ class ContainerManager:
                 and stamp.get('ticks') == lxcfacts.proc_start_ticks(pid, self.read_file):
             started = stamp.get('config')
         return Current(name, True, state, pid, text, started)
+
+    # ------------------------------------------------------------ clones in progress
+
+    def clone_marker_path(self, name):
+        return os.path.join(self.r.lxc_path, CLONE_PREFIX + name)
+
+    def clone_marker(self, name):
+        """The marker of an unfinished clone of ``name`` (a dict), or None.
+
+        ``busy`` says why it must be left alone (a live run holds it, or lxc-copy or its rsync
+        still works on the clone); ``error`` why it is not ours to act on (preflight refuses).
+        An empty marker is one whose run was killed before it wrote anything, so before it
+        touched the source or ran lxc-copy.
+        """
+        path = self.clone_marker_path(name)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return None
+        marker = {'path': path, 'error': None, 'busy': None, 'clone': name, 'source': None,
+                  'source_state': None, 'source_stopped': False, 'phase': 'copying', 'source_now': None}
+        if not stat.S_ISREG(mode):
+            marker['error'] = 'is not a clone marker of this module (not a regular file); remove it by hand'
+            return marker
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
+        except OSError as err:
+            marker['error'] = 'cannot be read: %s' % (err.strerror or err)
+            return marker
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                marker['busy'] = 'another run is cloning this container right now (it holds %s)' % path
+                return marker
+            raw = os.read(fd, 65536)
+        finally:
+            os.close(fd)
+        if raw.strip():
+            try:
+                data = json.loads(raw.decode('utf-8'))
+            except ValueError:
+                data = None
+            if not (isinstance(data, dict) and data.get('clone') == name and isinstance(data.get('source'), str)
+                    and data.get('source_state') in ('running', 'frozen', 'stopped')
+                    and isinstance(data.get('source_stopped'), bool) and data.get('phase') in CLONE_PHASES):
+                marker['error'] = 'is not a clone marker of this module for %s; check it and remove it by hand' % name
+                return marker
+            marker.update((k, data[k]) for k in ('source', 'source_state', 'source_stopped', 'phase'))
+        procs = self.clone_processes(name)
+        if procs:
+            marker['busy'] = ('an earlier lxc-copy is still making this container (%s work%s on %s)'
+                              % (', '.join('PID %d %s' % p for p in procs[:5]), 's' if len(procs) == 1 else '',
+                                 self.container_dir(name)))
+        return marker
+
+    def clone_processes(self, name):
+        """(PID, program) of the processes working on the clone ``name``: an lxc-copy making it, or
+        the rsync a killed lxc-copy left copying into it (found by their command lines)."""
+        cdir = self.container_dir(name)
+        found = []
+        try:
+            pids = [p for p in os.listdir(self.proc) if p.isdigit()]
+        except OSError:
+            return found
+        for pid in pids:
+            try:
+                with open(os.path.join(self.proc, pid, 'cmdline'), 'rb') as handle:
+                    args = handle.read().decode('utf-8', 'replace').split('\0')
+            except (IOError, OSError):
+                continue
+            program = os.path.basename(args[0])
+            if any(a == cdir or a.startswith(cdir + '/') for a in args[1:]) or (
+                    program == 'lxc-copy' and _follows(args, '-N', name)
+                    and ('-P' not in args or _follows(args, '-P', self.r.lxc_path))):
+                found.append((int(pid), program))
+        return sorted(found)
 
     def _stamp(self, name):
         raw = self.read_file(os.path.join(self.container_dir(name), STAMP))
@@ -325,13 +490,18 @@ class ContainerManager:
 
     def preflight(self, spec, current):
         name = spec.name
+        marker = current.clone
+        if marker and marker['error']:
+            raise VirtkitError('%s: %s %s' % (name, marker['path'], marker['error']))
         if current.incomplete == 'ongoing':
+            if marker:
+                raise VirtkitError('%s: %s; run again when it has finished' % (name, marker['busy']))
             raise VirtkitError('%s: another process is creating this container right now (lxc-create holds %s); '
                                'run again when it has finished' % (name, self.partial_path(name)))
-        if current.incomplete and not current.has_config:
-            raise VirtkitError('%s: an interrupted lxc-create left %s without a config, so lxc-destroy cannot remove it; '
+        if current.incomplete and not current.has_config and not (marker and self._empty_clone_dir(name)):
+            raise VirtkitError('%s: an interrupted %s left %s without a config, so lxc-destroy cannot remove it; '
                                'check that nothing in it is needed and remove it by hand'
-                               % (name, self.container_dir(name)))
+                               % (name, 'lxc-copy' if marker else 'lxc-create', self.container_dir(name)))
         if spec.state == 'absent':
             return
         if not current.exists:
@@ -539,6 +709,8 @@ class ContainerManager:
         return ''
 
     def _op_clone(self):
+        """lxc-copy under our clone marker (see CLONE_PREFIX), so that a rerun after a kill at any
+        point destroys a half-made clone and starts again a source this run had stopped."""
         spec = self.spec
         src = spec.clone_from
         state, _pid = self.info(src)
@@ -547,24 +719,68 @@ class ContainerManager:
             args += ['-B', spec.backing_store]
         if spec.backing_store_options.get('fssize'):
             args += ['-L', spec.backing_store_options['fssize']]
+        restart = state in ACTIVE and not spec.clone_snapshot
         if spec.clone_snapshot:
             args.append('-s')
             if state in ACTIVE:
                 args.append('-a')
-            self.r.run('lxc-copy', src, args, 'clone %s to %s' % (src, spec.name), timeout=CREATE_TIMEOUT)
-            return
-        restart = state in ACTIVE
-        if restart:
-            if state == 'frozen':
-                self.r.run('lxc-unfreeze', src, [], 'thaw the clone source')
-            self._stop(src, spec.stop_timeout, spec.force_stop)
+        marker = CloneMarker.begin(spec.name, self.clone_marker_path(spec.name),
+                                   {'source': src, 'source_state': state, 'source_stopped': False})
+        restored = not restart
         try:
-            self.r.run('lxc-copy', src, args, 'clone %s to %s' % (src, spec.name), timeout=CREATE_TIMEOUT)
-        finally:
             if restart:
-                self._start(src, spec.start_timeout)
+                marker.update(source_stopped=True)
                 if state == 'frozen':
-                    self.r.run('lxc-freeze', src, [], 'freeze the clone source again')
+                    self.r.run('lxc-unfreeze', src, [], 'thaw the clone source')
+                self._stop(src, spec.stop_timeout, spec.force_stop)
+            try:
+                self.r.run('lxc-copy', src, args, 'clone %s to %s' % (src, spec.name), timeout=CREATE_TIMEOUT)
+                marker.update(phase='copied')
+            finally:
+                if restart:
+                    self._start(src, spec.start_timeout)
+                    if state == 'frozen':
+                        self.r.run('lxc-freeze', src, [], 'freeze the clone source again')
+                    restored = True
+        finally:
+            # Kept (for the next run) unless the source is back and the clone is complete, or
+            # lxc-copy failed and cleaned up after itself.
+            marker.close(remove=restored and (marker.data['phase'] == 'copied'
+                                              or not os.path.lexists(self.container_dir(spec.name))))
+
+    def _op_restore_source(self, source, start, freeze):
+        if start:
+            self._start(source, self.spec.start_timeout)
+        if freeze:
+            self.r.run('lxc-freeze', source, [], 'freeze the clone source again')
+
+    def _op_drop_clone_marker(self, path):
+        name = self.spec.name
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
+        except OSError:
+            return  # gone meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
+        except OSError as err:
+            if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise VirtkitError('%s: another run is cloning this container right now (it holds %s); run again '
+                                   'when it has finished' % (name, path))
+            raise VirtkitError('%s: cannot remove the clone marker %s: %s' % (name, path, err.strerror or err))
+        finally:
+            os.close(fd)
+
+    def _empty_clone_dir(self, name):
+        """True when the directory of a half-made clone holds nothing but an empty rootfs
+        (lxc-copy was killed before it wrote the config): ours to remove without lxc-destroy."""
+        cdir = self.container_dir(name)
+        try:
+            entries = os.listdir(cdir)
+            return not os.path.islink(cdir) and set(entries) <= {'rootfs'} and \
+                all(not os.path.islink(os.path.join(cdir, e)) and not os.listdir(os.path.join(cdir, e)) for e in entries)
+        except OSError:
+            return False
 
     def _op_write_config(self, text=None):
         name = self.spec.name
@@ -633,6 +849,17 @@ class ContainerManager:
 
     def _op_destroy(self, active=False):
         name = self.spec.name
+        current = getattr(self, 'current', None)
+        if current is not None and current.clone and current.incomplete and not current.has_config:
+            # A half-made clone without a config (see preflight): only empty directories to remove.
+            cdir = self.container_dir(name)
+            if self._empty_clone_dir(name):
+                for entry in os.listdir(cdir):
+                    os.rmdir(os.path.join(cdir, entry))
+                os.rmdir(cdir)
+                return
+            if not os.path.lexists(cdir):
+                return
         args = ['-f']
         if os.path.isdir(os.path.join(self.container_dir(name), 'snaps')) and \
                 os.listdir(os.path.join(self.container_dir(name), 'snaps')):

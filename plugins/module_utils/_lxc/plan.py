@@ -34,7 +34,7 @@ class Current:
     """What the manager read about a container."""
 
     def __init__(self, name, exists=False, state='absent', pid=None, config_text=None, started_config=None,
-                 incomplete=None, has_config=False):
+                 incomplete=None, has_config=False, clone=None):
         self.name = name
         self.exists = exists
         self.state = state if exists else 'absent'
@@ -48,6 +48,10 @@ class Current:
         self.has_config = has_config
         # The work directory a killed run left for this container (set by the manager).
         self.leftover = None
+        # The marker of a clone of this container that an earlier run began and did not finish
+        # (a dict, see manager.CLONE_PREFIX): with incomplete 'interrupted' the container is a
+        # half-made clone; the marker also says whether that run left the clone source stopped.
+        self.clone = clone
 
     @property
     def active(self):
@@ -133,8 +137,14 @@ def build_plan(spec, current):
     if getattr(current, 'leftover', None):
         plan.add('remove_workdir', 'remove the work directory %s left by an interrupted run' % current.leftover,
                  path=current.leftover)
-    half = ('destroy the half-created %s (an earlier lxc-create was interrupted)' % spec.name
-            if current.incomplete == 'interrupted' and not current.exists else None)
+    marker = getattr(current, 'clone', None)
+    half = None
+    if current.incomplete == 'interrupted' and not current.exists:
+        half = ('destroy the half-made clone %s (an earlier lxc-copy from %s was interrupted)'
+                % (spec.name, marker['source']) if marker else
+                'destroy the half-created %s (an earlier lxc-create was interrupted)' % spec.name)
+    if marker:
+        _restore_source(plan, spec.name, marker)
     if spec.state == 'absent':
         plan.after['state'] = 'absent'
         if current.exists:
@@ -142,11 +152,15 @@ def build_plan(spec, current):
                      % (spec.name, ', killing it first' if current.active else ''), active=current.active)
         elif half:
             plan.add('destroy', half, active=False)
+        if marker:
+            _drop_marker(plan, marker)
         return plan
 
     if not current.exists:
         if half:
             plan.add('destroy', half + ' to create it again', active=False)
+        if marker:
+            _drop_marker(plan, marker)
         if spec.clone_from:
             plan.add('clone', 'clone %s from %s%s' % (spec.name, spec.clone_from,
                                                       ' (overlay snapshot)' if spec.clone_snapshot else ''))
@@ -160,6 +174,8 @@ def build_plan(spec, current):
         plan.add('write_config', 'write the config of %s before its first start' % spec.name, text=None)
         state = 'stopped'
     else:
+        if marker:
+            _drop_marker(plan, marker)
         if spec.unprivileged is not None:
             has_idmap = bool(LxcConfig.parse(current.config_text).get('lxc.idmap'))
             if bool(spec.unprivileged) != has_idmap:
@@ -185,6 +201,38 @@ def build_plan(spec, current):
             ' on ' + ', '.join(spec.wait_for_ip_interfaces) if spec.wait_for_ip_interfaces else ''),
             changes=False)
     return plan
+
+
+def source_to_restore(marker):
+    """What the clone source needs after an interrupted clone: (start, freeze) or None.
+
+    Only a source the run stopped (the marker says so, written before it touched the source)
+    and that is still stopped is started again; one that was frozen is frozen again.
+    """
+    if not marker.get('source_stopped') or marker.get('source_state') not in ACTIVE:
+        return None
+    now = marker.get('source_now')
+    if now == 'stopped':
+        return True, marker['source_state'] == 'frozen'
+    if now == 'running' and marker['source_state'] == 'frozen':
+        return False, True
+    return None
+
+
+def _restore_source(plan, name, marker):
+    todo = source_to_restore(marker)
+    if todo is None:
+        return
+    start, freeze = todo
+    verb = 'start and freeze' if start and freeze else 'start' if start else 'freeze'
+    plan.add('restore_source', '%s the clone source %s again (an interrupted clone of %s left it %s)'
+             % (verb, marker['source'], name, marker['source_now']), source=marker['source'], start=start,
+             freeze=freeze)
+
+
+def _drop_marker(plan, marker):
+    plan.add('drop_clone_marker', 'remove the clone marker %s of an interrupted run' % marker['path'],
+             path=marker['path'])
 
 
 def _lifecycle(plan, spec, state):
