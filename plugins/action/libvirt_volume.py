@@ -52,7 +52,7 @@ class ActionModule(ActionBase):
                 planned = self._execute_module(MODULE, module_args=probe, task_vars=task_vars)
             finally:
                 self._task.check_mode = check_mode
-            needs_file = any(a.get('action') == 'import_image' for a in planned.get('actions') or [])
+            needs_file = any(a.get('action') in ('import_image', 'import_temp') for a in planned.get('actions') or [])
             if planned.get('failed') or check_mode:
                 result.update(planned)
                 return result

@@ -26,6 +26,16 @@ description:
     checksum is recorded in a small JSON file under O(cache_dir) on the host that runs the
     module (libvirt keeps no user metadata for volumes). When the checksum changes, or no
     valid record exists, the volume is left alone with a warning unless O(reimport=true).
+  - A first import is recorded as in progress (with the path the volume will have) before
+    the volume is created, and as complete only after the uploaded content has been read
+    back and compared with the image. A failed or interrupted upload deletes the volume the
+    run created; if that fails, the error line names what was left.
+  - A volume left half-imported by a run that was killed is recognised by that record (its
+    path and capacity match), and the next run with O(import_from) deletes it and imports
+    again (action C(drop_incomplete)), with or without O(reimport). A record whose path or
+    capacity no longer matches the volume (it was replaced since) proves nothing; it is
+    ignored and discarded, and such a volume, like any volume without a matching record, is
+    never deleted.
   - Check mode runs the same planning code as a real run and reports exactly its actions.
 author:
   - virtkit.guests developers (!UNKNOWN)

@@ -21,6 +21,22 @@ failure before the old volume is deleted removes the temporary volume and leaves
 one; a failure after it keeps the verified temporary volume, and a rerun restores the
 volume from it. A rerun finding a temporary volume reuses it when its record shows the
 wanted checksum, else deletes it and starts over.
+
+A first import is ours from its first byte: before the volume is created, an "importing"
+record names the path it will have (and the capacities it can show: the image's size, or
+its virtual size once libvirt probed a qcow2 header); only after the upload has been read
+back and compared with the image is it replaced by the complete record. A failed or
+interrupted upload deletes the volume it created (the error line says so, or says what
+was left); a run that was killed leaves the volume with its "importing" record, and the
+next run with ``import_from`` deletes and imports it again (``drop_incomplete``), with or
+without ``reimport``. The copy of a reimport into the volume's name is guarded the same
+way. An "importing" record whose path or capacity does not match the volume found (the
+volume was replaced since) proves nothing: it is ignored and, on a real run, discarded,
+like any record of a volume that no longer exists (so it cannot match a volume someone
+else makes later). A volume without a matching record is still only warned about. The
+path is predicted from the pool's target path for dir, fs, netfs and logical pools and
+corrected right after the volume is created; for other pool types a kill in that instant
+leaves an empty volume that the next run only warns about.
 """
 
 from __future__ import annotations
@@ -38,6 +54,8 @@ from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
 
 VOLUME_FORMATS = ('qcow2', 'raw')
 TEMP_SUFFIX = '.virtkit-reimport'
+IMPORTING = 'importing'  # the "state" of the record of an import that has not finished
+_PATH_POOLS = ('dir', 'fs', 'netfs', 'logical')  # a volume's path is <pool target path>/<name>
 DEFAULT_CACHE = '/var/cache/virtkit/images'
 
 ARGUMENT_SPEC = dict(
@@ -166,8 +184,27 @@ class Current:
 
 
 def record_matches(record, current):
-    return bool(record and record.get('path') == current.path and record.get('capacity') == current.capacity
-                and record.get('physical') == current.physical)
+    """True when ``record`` is the complete import record of the volume ``current``."""
+    return bool(record and record.get('state') != IMPORTING and record.get('path') == current.path
+                and record.get('capacity') == current.capacity and record.get('physical') == current.physical)
+
+
+def incomplete(record, current):
+    """True when ``current`` is a volume this module began to import and never finished.
+
+    The "importing" record was written before the volume was created: it names the path
+    the volume got and the capacities it can show (an upload cut off after a qcow2 header
+    may show the image's virtual size). Anything else (no volume, another path, another
+    capacity: replaced since) proves nothing.
+    """
+    return bool(record and record.get('state') == IMPORTING and current is not None and current.exists
+                and record.get('path') and record.get('path') == current.path
+                and current.capacity in (record.get('capacities') or ()))
+
+
+def stale_importing(record, current):
+    """True when ``record`` is an "importing" record that does not describe ``current``."""
+    return bool(record and record.get('state') == IMPORTING and not incomplete(record, current))
 
 
 def wanted_checksum(resolved):
@@ -212,6 +249,14 @@ def build_plan(spec, current, resolved):
         return plan
     after = dict(plan.before)
     wanted = wanted_checksum(resolved)
+    if incomplete(current.record, current):
+        if spec.import_from:
+            plan.add('drop_incomplete', 'delete the volume %s: an import into it by an earlier run was interrupted '
+                     '(its import record says so)' % current.path)
+            current = Current(temp=temp)  # then import as if it were missing
+        else:
+            plan.warnings.append('%s: holds an interrupted import of %s; left alone: set import_from to import it '
+                                 'again, or state: absent to delete it' % (spec.subject, current.record.get('source')))
     if not current.exists:
         if spec.import_from and temp_usable(spec, temp, wanted):
             plan.add('restore', 'restore the volume from the verified temporary volume %s (%s, %s) left by an '
@@ -337,7 +382,9 @@ def _view(current):
     view = {'exists': True, 'format': current.format, 'capacity': current.capacity, 'path': current.path}
     if current.backing:
         view['backing'] = current.backing
-    if current.record:
+    if incomplete(current.record, current):
+        view['import'] = 'interrupted'
+    elif current.record and current.record.get('state') != IMPORTING:
         view['source'] = current.record.get('source')
         view['source_checksum'] = current.record.get('checksum')
     return view
@@ -467,6 +514,10 @@ class VolumeManager:
             self.prefetched = self._prefetch(imports[0].params['checksum'])
         self.warnings = list(plan.warnings)
         if not check_mode:
+            if self.pool is not None and (not current.exists or stale_importing(current.record, current)):
+                # No volume, or one replaced since an interrupted import: no record of ours can
+                # describe it, and a stale one must not match a volume made later by someone else.
+                _fetch.drop_record(spec.cache_dir, self.pool_uuid, spec.name)
             for action in plan.actions:
                 getattr(self, '_op_' + action.op)(**action.params)
         if self.warnings:
@@ -497,6 +548,13 @@ class VolumeManager:
         if src is None:
             raise VirtkitError('%s: the clone source %s disappeared' % (self.spec.subject, source))
         self.vol = self._call('clone volume', self.pool.createXMLFrom, xml, src, 0)
+
+    def _op_drop_incomplete(self):
+        vol = self.c.volume(self.pool, self.spec.name)
+        if vol is not None:
+            self._call('delete the volume of an interrupted import', vol.delete, 0)
+        _fetch.drop_record(self.spec.cache_dir, self.pool_uuid, self.spec.name)
+        self.vol = None
 
     def _op_delete(self):
         vol = self.c.volume(self.pool, self.spec.name)
@@ -548,22 +606,100 @@ class VolumeManager:
         return path, size
 
     def _op_import_image(self, checksum):
+        """First import: an "importing" record, the volume, the upload read back, then the complete record."""
         spec = self.spec
         path, size = self.prefetched or self._prefetch(checksum)
-        vol = self._call('create volume', self.pool.createXML, _storage.volume_xml_text(spec.name, size, 'raw'), 0)
+        self.import_checksum = checksum
+        record = self._begin_import(spec.name, (size, _fetch.image_info(path)[1]))
+        vol = None
         try:
-            with open(path, 'rb') as handle:
-                _storage.stream_send(self.c, vol, iter(lambda: handle.read(_storage.CHUNK), b''), size, spec.subject)
+            vol = self._call('create volume', self.pool.createXML, _storage.volume_xml_text(spec.name, size, 'raw'), 0)
+            self._confirm_path(spec.name, vol, record)
+            self.vol = self._upload_verified(spec.name, vol, path, size)
+            self._write_record(self.vol)
+        except VirtkitError as err:
+            raise self._fail_import(str(err), vol)
+        except OSError as err:
+            raise self._fail_import('%s: cannot read %s: %s' % (spec.subject, path, err.strerror or err), vol)
         except BaseException:
+            # Interrupted (Ctrl-C, module timeout): leave nothing half-made. Interrupted while
+            # libvirt was creating the volume, it may exist: the record stays to prove it ours
+            # (the next run drops the record if there is no volume).
+            if vol is not None:
+                self._discard_import(spec.name, vol)
+            raise
+
+    def _begin_import(self, name, capacities):
+        """Write the "importing" record of volume ``name`` before it is created; returns the record.
+
+        Its path is predicted from the pool (a directory, file system or LVM pool puts the
+        volume at ``<target path>/<name>``) and corrected right after the volume is created.
+        """
+        if getattr(self, '_pool_root', None) is None:
+            root = parse(self.c.call(self.spec.pool, 'read pool', self.pool.XMLDesc, 0))
+            self._pool_root = (root.get('type'), root.findtext('target/path'))
+        kind, target = self._pool_root
+        checksum = getattr(self, 'import_checksum', None)
+        record = {
+            'state': IMPORTING, 'source': self.spec.source_label,
+            'checksum': '%s:%s' % checksum if checksum else None,
+            'path': '%s/%s' % (target.rstrip('/'), name) if kind in _PATH_POOLS and target else None,
+            'capacities': sorted(set(int(c) for c in capacities)),
+        }
+        _fetch.write_record(self.spec.cache_dir, self.pool_uuid, name, record)
+        return record
+
+    def _confirm_path(self, name, vol, record):
+        path = self.c.call('%s/%s' % (self.spec.pool, name), 'read volume path', vol.path)
+        if path != record['path']:
+            record['path'] = path
+            _fetch.write_record(self.spec.cache_dir, self.pool_uuid, name, record)
+
+    def _upload_verified(self, name, vol, path, size):
+        """Upload the image file into ``vol``, read it back and compare; returns the refreshed volume."""
+        subject = '%s/%s' % (self.spec.pool, name)
+        digest = hashlib.sha256()
+
+        def chunks():
+            with open(path, 'rb') as handle:
+                for block in iter(lambda: handle.read(_storage.CHUNK), b''):
+                    digest.update(block)
+                    yield block
+
+        _storage.stream_send(self.c, vol, chunks(), size, subject)
+        self.c.call(self.spec.pool, 'refresh pool', self.pool.refresh, 0)
+        vol = self.c.volume(self.pool, name)
+        if vol is None:
+            raise VirtkitError('%s: the volume disappeared after the upload' % subject)
+        # Read the content back: what is recorded as imported is what was verified.
+        if _storage.stream_digest(self.c, vol, size, subject) != digest.hexdigest():
+            raise VirtkitError('%s: verification failed: the uploaded content differs from %s'
+                               % (subject, self.spec.source_label))
+        self.upload_sha256 = digest.hexdigest()
+        return vol
+
+    def _discard_import(self, name, vol):
+        """Delete the volume this run created for an import, and its record; an error line when that failed.
+
+        When the volume cannot be deleted its "importing" record stays: it proves the
+        volume is ours, so the next run deletes it.
+        """
+        if vol is not None:
             try:
                 vol.delete(0)
-            except Exception:
-                pass
-            raise
-        self.c.call(spec.pool, 'refresh pool', self.pool.refresh, 0)
-        self.vol = self.c.volume(self.pool, spec.name)
-        self.import_checksum = checksum
-        self._write_record(self.vol)
+            except _libvirt.libvirt.libvirtError as err:
+                return _libvirt.explain(err, '%s/%s' % (self.spec.pool, name), 'delete volume')
+        _fetch.drop_record(self.spec.cache_dir, self.pool_uuid, name)
+        return None
+
+    def _fail_import(self, message, vol):
+        problem = self._discard_import(self.spec.name, vol)
+        if vol is None:
+            return VirtkitError(message)
+        if problem is None:
+            return VirtkitError('%s; the partial volume %s was removed' % (message, self.spec.name))
+        return VirtkitError('%s; the partial volume %s could not be removed (%s); a rerun removes it'
+                            % (message, self.spec.name, problem))
 
     def _write_record(self, vol, name=None, **extra):
         f = volume_facts(self.c, vol, self.spec.subject)
@@ -618,25 +754,10 @@ class VolumeManager:
         try:
             vol = self.c.call(subject, 'create volume', self.pool.createXML,
                               _storage.volume_xml_text(self._temp, size, 'raw'), 0)
-            digest = hashlib.sha256()
-
-            def chunks():
-                with open(path, 'rb') as handle:
-                    for block in iter(lambda: handle.read(_storage.CHUNK), b''):
-                        digest.update(block)
-                        yield block
-
-            _storage.stream_send(self.c, vol, chunks(), size, subject)
-            self.c.call(spec.pool, 'refresh pool', self.pool.refresh, 0)
-            vol = self.c.volume(self.pool, self._temp)
-            if vol is None:
-                raise VirtkitError('%s: the volume disappeared after the upload' % subject)
-            # Read the content back: what the replacement copies is what was verified.
-            if _storage.stream_digest(self.c, vol, size, subject) != digest.hexdigest():
-                raise VirtkitError('%s: verification failed: the uploaded content differs from %s'
-                                   % (subject, spec.source_label))
+            # What the replacement copies is what was verified.
+            vol = self._upload_verified(self._temp, vol, path, size)
             self.import_checksum = checksum
-            self._write_record(vol, self._temp, verified=True, sha256=digest.hexdigest())
+            self._write_record(vol, self._temp, verified=True, sha256=self.upload_sha256)
         except VirtkitError as err:
             raise self._fail_before_replacing(str(err))
         except OSError as err:
@@ -684,13 +805,16 @@ class VolumeManager:
                     raise self._fail_before_replacing(str(err))
             _fetch.drop_record(spec.cache_dir, self.pool_uuid, spec.name)
         xml = _storage.volume_xml_text(spec.name, f['capacity'], f['format'] or 'raw')
+        self.import_checksum = checksum
         try:
+            # A copy cut off by a kill is recognised (and redone) by the next run.
+            record = self._begin_import(spec.name, (f['capacity'],))
             self.vol = self._call('copy %s into place' % self._temp, self.pool.createXMLFrom, xml, temp, 0)
+            self._confirm_path(spec.name, self.vol, record)
             self.c.call(spec.pool, 'refresh pool', self.pool.refresh, 0)
             self.vol = self.c.volume(self.pool, spec.name)
             if self.vol is None:
                 raise VirtkitError('%s: the copy of %s is missing after it was made' % (spec.subject, self._temp))
-            self.import_checksum = checksum
             self._write_record(self.vol)
         except VirtkitError as err:
             raise VirtkitError('%s; %s the verified new image is kept in the temporary volume %s: rerun the task '

@@ -58,8 +58,10 @@ BASE = {'pool': 'p', 'name': 'v.qcow2', 'import_from': 'base.qcow2', 'remote_src
         'checksum': 'sha256:' + 'a' * 64}
 
 
-def test_import_sends_the_file_and_names_the_controller_path():
-    plugin, calls = make(dict(BASE), ['import_image'])
+@pytest.mark.parametrize('plan', [['import_image'], ['drop_incomplete', 'import_image'], ['import_temp', 'replace']],
+                         ids=['import', 'import after a killed run', 'reimport'])
+def test_import_sends_the_file_and_names_the_controller_path(plan):
+    plugin, calls = make(dict(BASE), plan)
     result = plugin.run(task_vars={})
     assert [c['check_mode'] for c in calls] == [True, False]
     probe, real = calls[0]['args'], calls[1]['args']
@@ -70,8 +72,9 @@ def test_import_sends_the_file_and_names_the_controller_path():
     assert result['volume']['source'] == '/ctl/files/base.qcow2'
 
 
-def test_unchanged_volume_sends_nothing():
-    plugin, calls = make(dict(BASE), [])
+@pytest.mark.parametrize('plan', [[], ['replace'], ['restore'], ['drop_temp']])
+def test_volume_needing_no_upload_sends_nothing(plan):
+    plugin, calls = make(dict(BASE), plan)
     plugin.run(task_vars={})
     assert [c['check_mode'] for c in calls] == [True, False]
     assert calls[1]['args']['import_from'] == '/ctl/files/base.qcow2'
