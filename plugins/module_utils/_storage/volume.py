@@ -229,6 +229,14 @@ def temp_usable(spec, temp, wanted):
     return wanted is not None or record.get('source') == spec.source_label
 
 
+def _plan_grow(plan, spec, after):
+    """Plan growing a freshly imported volume to ``spec.capacity`` (when set); ``after`` updated."""
+    if spec.capacity:
+        plan.add('grow_to', 'grow the volume to at least %s' % _human(spec.capacity), capacity=spec.capacity)
+        after['capacity'] = '>= %d' % spec.capacity
+    return after
+
+
 def build_plan(spec, current, resolved):
     """Plan for (spec, current volume, resolved sources).
 
@@ -262,20 +270,14 @@ def build_plan(spec, current, resolved):
             plan.add('restore', 'restore the volume from the verified temporary volume %s (%s, %s) left by an '
                      'interrupted reimport' % (tname, spec.source_label, wanted or 'unverified'),
                      checksum=resolved.get('checksum'))
-            after = {'exists': True, 'source': spec.source_label}
-            if spec.capacity:
-                plan.add('grow_to', 'grow the volume to at least %s' % _human(spec.capacity), capacity=spec.capacity)
-                after['capacity'] = '>= %d' % spec.capacity
+            after = _plan_grow(plan, spec, {'exists': True, 'source': spec.source_label})
         elif spec.import_from:
             if temp is not None:
                 plan.add('drop_temp', 'delete the temporary volume %s left by an interrupted reimport (it does not '
                          'hold %s)' % (tname, wanted or 'a verified copy of %s' % spec.source_label))
             plan.add('import_image', 'import %s (%s) into the volume' % (spec.source_label, wanted or 'unverified'),
                      checksum=resolved.get('checksum'))
-            after = {'exists': True, 'source': spec.source_label}
-            if spec.capacity:
-                plan.add('grow_to', 'grow the volume to at least %s' % _human(spec.capacity), capacity=spec.capacity)
-                after['capacity'] = '>= %d' % spec.capacity
+            after = _plan_grow(plan, spec, {'exists': True, 'source': spec.source_label})
         elif spec.clone_from:
             clone = resolved['clone']
             fmt = spec.format or clone['format'] or 'raw'
@@ -359,7 +361,7 @@ def build_plan(spec, current, resolved):
         fmt = current.format
         want = round_capacity(spec.capacity, fmt)
         if reimported:
-            plan.add('grow_to', 'grow the volume to at least %s' % _human(spec.capacity), capacity=spec.capacity)
+            _plan_grow(plan, spec, {})
         elif want > current.capacity:
             plan.add('resize', 'grow the volume from %s to %s' % (_human(current.capacity), _human(want)),
                      capacity=want, shrink=False)

@@ -14,6 +14,8 @@ import os
 import shutil
 import tarfile
 
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import cgroup
+
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 
 # The state a container is in after each of these tools ran on it.
@@ -29,6 +31,13 @@ OK = (0, b'', b'')
 def fixture(name):
     with open(os.path.join(FIXTURES, name)) as handle:
         return handle.read()
+
+
+def read_host_file(path):
+    """A ``read_file`` for ContainerManager that sees no /proc, /sys or /etc of the host."""
+    if path.startswith(('/proc/', '/sys/', '/etc/')):
+        return None
+    return cgroup.read_text(path)
 
 
 class FakeLxc:

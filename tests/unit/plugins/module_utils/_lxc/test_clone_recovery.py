@@ -24,7 +24,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.plan import Current, build_plan, source_to_restore
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.runner import Runner
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import validate
-from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.fake_lxc import FakeLxc
+from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.fake_lxc import FakeLxc, read_host_file
 
 SRC, NAME = 'vk-src', 'vk-b'
 KILLED = 137
@@ -114,12 +114,6 @@ class Tools(FakeLxc):
         return 0, b'', b''
 
 
-def read_file(path):
-    if path.startswith(('/proc/', '/sys/', '/etc/')):
-        return None
-    return cgroup.read_text(path)
-
-
 @pytest.fixture
 def env(tmp_path):
     lxc = tmp_path / 'lxc'
@@ -133,7 +127,7 @@ def env(tmp_path):
 
 
 def manager(fake, tmp_path):
-    m = ContainerManager(runner=Runner(fake.root, run=fake), read_file=read_file, layout=cgroup.CgroupLayout())
+    m = ContainerManager(runner=Runner(fake.root, run=fake), read_file=read_host_file, layout=cgroup.CgroupLayout())
     m.proc = str(tmp_path / 'proc')  # no real process works on these paths; tests add fake ones
     return m
 

@@ -23,7 +23,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._lxc import cgroup
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import (
     ContainerManager, check_rootfs_tarball)
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.runner import Runner
-from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.fake_lxc import FakeLxc, fixture
+from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.fake_lxc import FakeLxc, fixture, read_host_file
 
 NAME = 'vk-a'
 WORKDIR = '.virtkit-create-' + NAME
@@ -50,19 +50,13 @@ class Tools(FakeLxc):
         return super()._lxc_create(argv, name, cdir)
 
 
-def read_file(path):
-    if path.startswith(('/proc/', '/sys/', '/etc/')):
-        return None
-    return cgroup.read_text(path)
-
-
 @pytest.fixture
 def env(tmp_path):
     lxc = tmp_path / 'lxc'
     lxc.mkdir()
     fake = Tools(str(lxc))
     layout = cgroup.CgroupLayout(v1={'memory'}, v1_mounts={'memory': '/sys/fs/cgroup/memory'})
-    return fake, ContainerManager(runner=Runner(str(lxc), run=fake), read_file=read_file, layout=layout), str(lxc)
+    return fake, ContainerManager(runner=Runner(str(lxc), run=fake), read_file=read_host_file, layout=layout), str(lxc)
 
 
 def tarball(path, names, mode='w:gz', big=0):
