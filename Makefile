@@ -16,8 +16,8 @@ export PATH := $(VENV)/bin:$(PATH)
 export VIRTKIT_IMAGE_DIR := $(IMAGE_DIR)
 # scripts/setup-host.sh links the collection into $(BUILD)/collections (ansible-lint finds it
 # there) and installs the virtualenv in $(VENV): make it use the same places as make.
-export VIRTKIT_BUILD := $(BUILD)
-export VIRTKIT_VENV := $(VENV)
+export VIRTKIT_BUILD := $(abspath $(BUILD))
+export VIRTKIT_VENV := $(abspath $(VENV))
 export ANSIBLE_PYTHON_INTERPRETER ?= $(VENV)/bin/python
 
 .PHONY: help setup services image debian-image demo demo-clean test sanity lint unit integration molecule benchmark testroot clean
