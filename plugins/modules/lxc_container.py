@@ -89,12 +89,19 @@ options:
         archive, and one whose files all sit under one top directory (such as C(rootfs/) or
         C(debian-12/), made with C(tar -cf FILE rootfs) instead of C(tar -C rootfs -cf FILE .)) fail
         in one line naming the problem (and that directory). zstd is not supported.
+      - An application rootfs without C(sbin/init) or C(bin/sh) is accepted when O(config) sets
+        C(lxc.init.cmd) (or C(lxc.execute.cmd)) and the archive holds its program (the first word,
+        for example C(usr/local/bin/app) for V(/usr/local/bin/app --serve)); the one-top-directory
+        refusal applies all the same.
       - The scratch files live in C(.virtkit-create-<name>) in O(lxc_path), one directory per
         container, locked while in use and removed afterwards. When a run was killed, the next
         run removes the one it left (only if it holds nothing but the files this module writes), and
         a container whose C(lxc-create) was interrupted (LXC's C(partial) marker is still there, with
         no C(lxc-create) running) is destroyed with C(lxc-destroy) and created again. The same holds
-        for containers created from a O(template).
+        for containers created from a O(template). The half-created container is checked again just
+        before C(lxc-destroy); if another run made it again meanwhile, the module fails and keeps it.
+      - O(lxc_path) must be on a file system with C(flock) locks; otherwise the module fails in one
+        line naming the file it could not lock.
       - Mutually exclusive with O(template), O(template_options) and O(clone_from).
     type: path
   template_options:
@@ -157,7 +164,18 @@ options:
       - Only a half-made clone is destroyed, never a complete container; one whose config names a
         root file system is kept and only the marker goes. While a run holds the marker or an
         C(lxc-copy) or its C(rsync) still works on the container, the module fails and changes
-        nothing; a marker it did not write is named and left alone.
+        nothing; a marker it did not write is named and left alone. A run holds the marker it read
+        for its whole run, so of two reruns started together one recovers and the other fails
+        in one line without touching anything. The files a config includes (C(lxc.include)) are read
+        too; one that sets C(lxc.rootfs.path) makes the container complete (kept), and one that
+        cannot be read makes the module fail in one line instead of destroying anything.
+      - Only for O(backing_store=dir) and O(backing_store=overlayfs) does C(lxc-destroy) remove a
+        half-made clone in full. On V(lvm), V(zfs), V(btrfs) or V(loop) the half-made clone's config
+        names no storage, so C(lxc-destroy) would leave the logical volume, dataset, subvolume or
+        image behind; the rerun then fails in one line naming what to remove by hand (for example
+        the logical volume C(/dev/lxc/<name>), C(lxc.bdev.lvm.vg) and C(lxc.bdev.zfs.root) of
+        C(/etc/lxc/lxc.conf) taken into account) and the container directory; the marker stays, so
+        the run after that starts the source again and clones.
     type: str
   clone_snapshot:
     description: Make an overlay snapshot clone (C(lxc-copy -s)) instead of a full copy.

@@ -54,6 +54,37 @@ WORKDIR_FILES = frozenset(('meta.tar.xz', 'rootfs.tar.xz'))
 # the clone is complete and the source is back in its state.
 CLONE_PREFIX = '.virtkit-clone-'
 CLONE_PHASES = ('copying', 'copied')
+# Backing stores whose half-made clone lxc-destroy removes in full: its storage is a directory
+# (or an overlay's upper directory) inside the container directory. A half-made clone on lvm, zfs,
+# btrfs or loop has a config without lxc.rootfs.path, so lxc-destroy would not remove its storage.
+CLONE_DESTROYABLE = ('dir', 'overlay', 'overlayfs')
+# The errors of a non-blocking lock that mean "someone else holds it"; any other (ENOLCK,
+# EOPNOTSUPP on a file system without locks...) is an error of its own.
+BUSY_ERRNOS = frozenset((errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES))
+
+
+def try_lock(fd, name, path, flags=None, lock=None):
+    """Take a non-blocking lock on ``fd``: True, or False when another process holds it.
+
+    Any other failure is a one-line VirtkitError (a file system without locks would otherwise
+    look busy for ever).
+    """
+    try:
+        (lock or fcntl.flock)(fd, (fcntl.LOCK_EX | fcntl.LOCK_NB) if flags is None else flags)
+    except OSError as err:
+        if err.errno in BUSY_ERRNOS:
+            return False
+        raise VirtkitError('%s: cannot lock %s: %s (does the filesystem of lxc_path support flock?)'
+                           % (name, path, err.strerror or err))
+    return True
+
+
+def same_file(fd, path):
+    """True when the open ``fd`` is still the file at ``path`` (not removed or replaced)."""
+    try:
+        return os.fstat(fd).st_ino == os.lstat(path).st_ino
+    except OSError:
+        return False
 
 
 _GENERIC = ('received container state', 'the container failed to start', 'to get more details',
@@ -133,7 +164,17 @@ def _parts(name):
     return [p for p in name.split('/') if p not in ('', '.')]
 
 
-def check_rootfs_tarball(path):
+def init_command(keys):
+    """The program (first word) of lxc.init.cmd or lxc.execute.cmd in config keys, or None."""
+    for key in ('lxc.init.cmd', 'lxc.execute.cmd'):
+        values = (keys or {}).get(key) or []
+        words = str(values[0]).split() if values else []
+        if words:
+            return key, words[0]
+    return None
+
+
+def check_rootfs_tarball(path, init=None):
     """Check that ``path`` is a readable tar whose top is a root file system; return its compression.
 
     The member list is streamed once through the decompressor (no file is written) and the
@@ -142,11 +183,17 @@ def check_rootfs_tarball(path):
     tar, an empty archive, an archive whose members all sit under one top directory (the
     usual mistake: ``tar -cf x.tar rootfs`` instead of ``tar -C rootfs -cf x.tar .``) and one
     without any of ROOT_MARKERS at its top.
+
+    ``init`` is (config key, program) when the container is started by lxc.init.cmd (or
+    lxc.execute.cmd), see init_command: an application rootfs with that program in it is
+    accepted without ROOT_MARKERS (the one-top-directory refusal still applies).
     """
     kind = tarball_compression(path)
     where = 'rootfs_tarball: %s' % path
     common = None  # the directories every member seen so far sits under
     seen = 0
+    program = '/'.join(_parts(init[1])) if init else None
+    found = False
     try:
         with _OPENERS[kind](path, 'rb') as raw:
             archive = tarfile.open(fileobj=raw, mode='r|')
@@ -162,6 +209,8 @@ def check_rootfs_tarball(path):
                     if '/'.join(parts) in ROOT_MARKERS:
                         return kind
                     seen += 1
+                    if program and '/'.join(parts) == program and not member.isdir():
+                        found = True
                     dirs = parts if member.isdir() else parts[:-1]
                     if common is None:
                         common = dirs
@@ -170,6 +219,8 @@ def check_rootfs_tarball(path):
                         while n < min(len(common), len(dirs)) and common[n] == dirs[n]:
                             n += 1
                         common = common[:n]
+                    if found and (not common or common[0] in ROOT_DIRS):
+                        return kind  # no longer one top directory whatever follows
             finally:
                 archive.close()
     except (tarfile.TarError, IOError, OSError, EOFError, lzma.LZMAError, zlib.error) as err:
@@ -180,6 +231,11 @@ def check_rootfs_tarball(path):
         raise VirtkitError('%s: all its files sit under one top directory, %s/, but the top of the tarball must be '
                            'the container\'s / (make it from inside the root: tar -C DIR -cf FILE .)'
                            % (where, '/'.join(common)))
+    if found:
+        return kind
+    if init:
+        raise VirtkitError('%s does not look like a root file system: neither %s (the program of %s) nor any of %s '
+                           'is in it' % (where, init[1], init[0], ', '.join(ROOT_MARKERS)))
     raise VirtkitError('%s does not look like a root file system: none of %s is at its top'
                        % (where, ', '.join(ROOT_MARKERS)))
 
@@ -220,10 +276,40 @@ def write_atomic(path, text):
         raise
 
 
-def rootfs_configured(text):
-    """True when a config names a root file system (lxc-copy writes it last, see CLONE_PREFIX)."""
+def rootfs_configured(text, read_file=None, _depth=0):
+    """True when a config names a root file system (lxc-copy writes it last, see CLONE_PREFIX),
+    also through its ``lxc.include`` files (a file, or a directory of ``*.conf``); False when it
+    names none; None when that cannot be told (an include that cannot be read, or no
+    ``read_file``): the caller then refuses instead of destroying on a guess.
+
+    Includes are not simply taken as "configured": lxc-copy writes the source's config (with its
+    includes, such as a template's ``debian.common.conf``) before it copies the rootfs.
+    """
     conf = LxcConfig.parse(text or '')
-    return bool(conf.first('lxc.rootfs.path') or conf.first('lxc.rootfs'))
+    if conf.first('lxc.rootfs.path') or conf.first('lxc.rootfs'):
+        return True
+    includes = conf.get('lxc.include')
+    if not includes:
+        return False
+    if read_file is None or _depth >= 8:
+        return None
+    unknown = []
+    for include in includes:
+        paths = [include]
+        if os.path.isdir(include):
+            try:
+                paths = [os.path.join(include, f) for f in sorted(os.listdir(include)) if f.endswith('.conf')]
+            except OSError:
+                unknown.append(include)
+                continue
+        for path in paths:
+            included = read_file(path)
+            found = None if included is None else rootfs_configured(included, read_file, _depth + 1)
+            if found:
+                return True
+            if found is None:
+                unknown.append(path)
+    return None if unknown else False
 
 
 class CloneMarker:
@@ -248,9 +334,17 @@ class CloneMarker:
                 raise VirtkitError('%s: another run is cloning this container right now (%s appeared); run again '
                                    'when it has finished' % (name, path))
             raise VirtkitError('%s: cannot write the clone marker %s: %s' % (name, path, err.strerror or err))
-        fcntl.flock(fd, fcntl.LOCK_EX)
         marker = cls(path, fd, dict(data, clone=name, phase='copying'))
-        marker.write()
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as err:
+                raise VirtkitError('%s: cannot lock %s: %s (does the filesystem of lxc_path support flock?)'
+                                   % (name, path, err.strerror or err))
+            marker.write()
+        except BaseException:
+            marker.close(remove=True, quiet=True)  # nothing was touched yet
+            raise
         return marker
 
     def update(self, **fields):
@@ -260,14 +354,24 @@ class CloneMarker:
     def write(self):
         text = json.dumps(self.data, sort_keys=True).encode('utf-8')
         padded = text + b' ' * max(0, self.size - len(text)) + b'\n'
-        os.pwrite(self.fd, padded, 0)
-        os.fsync(self.fd)
+        try:
+            os.pwrite(self.fd, padded, 0)
+            os.fsync(self.fd)
+        except OSError as err:
+            raise VirtkitError('%s: cannot write the clone marker %s: %s'
+                               % (self.data.get('clone'), self.path, err.strerror or err))
         self.size = len(padded) - 1
 
-    def close(self, remove):
-        if remove:
-            os.unlink(self.path)
-        os.close(self.fd)
+    def close(self, remove, quiet=False):
+        try:
+            if remove:
+                os.unlink(self.path)
+        except OSError as err:
+            if err.errno != errno.ENOENT and not quiet:
+                raise VirtkitError('%s: cannot remove the clone marker %s: %s'
+                                   % (self.data.get('clone'), self.path, err.strerror or err))
+        finally:
+            os.close(self.fd)
 
 
 class ContainerManager:
@@ -301,7 +405,8 @@ class ContainerManager:
         path = self.r.config_path(name)
         if not os.path.isfile(path) or os.path.lexists(self.partial_path(name)):
             return False
-        return not os.path.lexists(self.clone_marker_path(name)) or rootfs_configured(self.read_file(path))
+        return not os.path.lexists(self.clone_marker_path(name)) or \
+            rootfs_configured(self.read_file(path), self.read_file) is not False
 
     def partial_path(self, name):
         return os.path.join(self.container_dir(name), PARTIAL)
@@ -317,12 +422,9 @@ class ContainerManager:
         except OSError:
             return True
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
+            return not try_lock(fd, name, self.partial_path(name), lock=fcntl.lockf)
         finally:
             os.close(fd)  # also drops our lock
-        return False
 
     def info(self, name):
         """(state, pid) from one lxc-info call."""
@@ -342,10 +444,17 @@ class ContainerManager:
                 return Current(name, incomplete='ongoing', has_config=has_config, clone=marker)
             if marker['source'] and marker['source_stopped']:
                 marker['source_now'] = self.info(marker['source'])[0] if self.exists(marker['source']) else 'absent'
-            if marker['source'] and marker['phase'] == 'copying' and os.path.isdir(self.container_dir(name)) \
-                    and not (has_config and rootfs_configured(self.read_file(self.r.config_path(name)))):
-                # lxc-copy never wrote the final config: a half-made clone (see CLONE_PREFIX).
-                return Current(name, incomplete='interrupted', has_config=has_config, clone=marker)
+            if marker['source'] and marker['phase'] == 'copying' and os.path.isdir(self.container_dir(name)):
+                rootfs = rootfs_configured(self.read_file(self.r.config_path(name)), self.read_file) \
+                    if has_config else False
+                if rootfs is None:
+                    marker['error'] = ('is the marker of an interrupted clone, but the config of %s includes a file '
+                                       'that cannot be read, so this run cannot tell a half-made clone from a complete '
+                                       'container; check %s and remove the marker by hand' % (name, self.container_dir(name)))
+                    return Current(name, incomplete='interrupted', has_config=has_config, clone=marker)
+                if not rootfs:
+                    # lxc-copy never wrote the final config: a half-made clone (see CLONE_PREFIX).
+                    return Current(name, incomplete='interrupted', has_config=has_config, clone=marker)
         current = self._read_complete(name)
         current.clone = marker
         return current
@@ -384,7 +493,8 @@ class ContainerManager:
         except OSError:
             return None
         marker = {'path': path, 'error': None, 'busy': None, 'clone': name, 'source': None,
-                  'source_state': None, 'source_stopped': False, 'phase': 'copying', 'source_now': None}
+                  'source_state': None, 'source_stopped': False, 'phase': 'copying', 'source_now': None,
+                  'backing_store': 'dir'}
         if not stat.S_ISREG(mode):
             marker['error'] = 'is not a clone marker of this module (not a regular file); remove it by hand'
             return marker
@@ -394,9 +504,7 @@ class ContainerManager:
             marker['error'] = 'cannot be read: %s' % (err.strerror or err)
             return marker
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
+            if not try_lock(fd, name, path, fcntl.LOCK_SH | fcntl.LOCK_NB):
                 marker['busy'] = 'another run is cloning this container right now (it holds %s)' % path
                 return marker
             raw = os.read(fd, 65536)
@@ -409,10 +517,12 @@ class ContainerManager:
                 data = None
             if not (isinstance(data, dict) and data.get('clone') == name and isinstance(data.get('source'), str)
                     and data.get('source_state') in ('running', 'frozen', 'stopped')
-                    and isinstance(data.get('source_stopped'), bool) and data.get('phase') in CLONE_PHASES):
+                    and isinstance(data.get('source_stopped'), bool) and data.get('phase') in CLONE_PHASES
+                    and isinstance(data.get('backing_store', 'dir'), str)):
                 marker['error'] = 'is not a clone marker of this module for %s; check it and remove it by hand' % name
                 return marker
-            marker.update((k, data[k]) for k in ('source', 'source_state', 'source_stopped', 'phase'))
+            marker.update((k, data[k]) for k in ('source', 'source_state', 'source_stopped', 'phase',
+                                                 'backing_store') if k in data)
         procs = self.clone_processes(name)
         if procs:
             marker['busy'] = ('an earlier lxc-copy is still making this container (%s work%s on %s)'
@@ -498,6 +608,8 @@ class ContainerManager:
                 raise VirtkitError('%s: %s; run again when it has finished' % (name, marker['busy']))
             raise VirtkitError('%s: another process is creating this container right now (lxc-create holds %s); '
                                'run again when it has finished' % (name, self.partial_path(name)))
+        if marker and current.incomplete == 'interrupted' and marker['backing_store'] not in CLONE_DESTROYABLE:
+            raise VirtkitError(self._half_clone_storage_message(name, marker))
         if current.incomplete and not current.has_config and not (marker and self._empty_clone_dir(name)):
             raise VirtkitError('%s: an interrupted %s left %s without a config, so lxc-destroy cannot remove it; '
                                'check that nothing in it is needed and remove it by hand'
@@ -510,7 +622,7 @@ class ContainerManager:
                     raise VirtkitError('%s: clone_from %s does not exist in %s' % (name, spec.clone_from, self.r.lxc_path))
             elif spec.rootfs_tarball:
                 try:
-                    spec.tarball_kind = check_rootfs_tarball(spec.rootfs_tarball)
+                    spec.tarball_kind = check_rootfs_tarball(spec.rootfs_tarball, init_command(spec.keys))
                 except VirtkitError as err:
                     raise VirtkitError('%s: %s' % (name, err))
                 if not os.path.isfile(LOCAL_TEMPLATE):
@@ -556,8 +668,19 @@ class ContainerManager:
             return result
         self.spec, self.current = spec, current
         self.pid = current.pid
-        for action in plan.actions:
-            getattr(self, '_op_' + action.op)(**action.params)
+        self._held = None
+        try:
+            if current.clone:
+                # Hold the marker the plan was made from for the whole run: a concurrent run of
+                # the same task (made from the same stale reading) fails here instead of
+                # destroying the clone the other run has just completed.
+                self._held = self._hold_marker(spec.name, current.clone['path'])
+            for action in plan.actions:
+                getattr(self, '_op_' + action.op)(**action.params)
+        finally:
+            if self._held is not None:
+                os.close(self._held)
+                self._held = None
         if spec.state == 'absent':
             result['container'] = {}
             return result
@@ -615,11 +738,12 @@ class ContainerManager:
     def workdir_path(self, name):
         return os.path.join(self.r.lxc_path, WORKDIR_PREFIX + name)
 
-    def leftover_workdir(self, name):
+    def leftover_workdir(self, name, keep_lock=False):
         """The work directory a killed run left for ``name``, or None.
 
         Only ever ours to remove when it is a real directory holding nothing but the files
         this module writes there and no run holds its lock; anything else fails in one line.
+        With ``keep_lock`` the result is (path, fd holding the lock) for removing it.
         """
         path = self.workdir_path(name)
         try:
@@ -630,38 +754,63 @@ class ContainerManager:
             raise VirtkitError('%s: %s is not a work directory of this module (not a directory); remove it by hand'
                                % (name, path))
         try:
-            strange = sorted(set(os.listdir(path)) - WORKDIR_FILES)
-            fd = os.open(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+            fd = os.open(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | getattr(os, 'O_NOFOLLOW', 0))
         except OSError as err:
+            if err.errno == errno.ENOENT:
+                return None
             raise VirtkitError('%s: cannot read the work directory %s: %s' % (name, path, err.strerror or err))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise VirtkitError('%s: another run is creating this container right now (%s is in use); run again when '
-                               'it has finished' % (name, path))
-        finally:
+            if not try_lock(fd, name, path):
+                raise VirtkitError('%s: another run is creating this container right now (%s is in use); run again '
+                                   'when it has finished' % (name, path))
+            if not same_file(fd, path):
+                raise VirtkitError('%s: another run is creating this container right now (%s was replaced); run '
+                                   'again when it has finished' % (name, path))
+            try:
+                strange = sorted(set(os.listdir(path)) - WORKDIR_FILES)
+            except OSError as err:
+                raise VirtkitError('%s: cannot read the work directory %s: %s' % (name, path, err.strerror or err))
+            if strange:
+                raise VirtkitError('%s: %s holds files this module does not write (%s); remove it by hand'
+                                   % (name, path, ', '.join(strange[:5])))
+        except BaseException:
             os.close(fd)
-        if strange:
-            raise VirtkitError('%s: %s holds files this module does not write (%s); remove it by hand'
-                               % (name, path, ', '.join(strange[:5])))
+            raise
+        if keep_lock:
+            return path, fd
+        os.close(fd)
         return path
 
-    def _op_remove_workdir(self, path):
-        name = self.spec.name
-        if self.leftover_workdir(name) != path:
-            return  # gone meanwhile
+    def _remove_leftover(self, name):
+        """Remove this container's leftover work directory (if any) while holding its lock."""
+        found = self.leftover_workdir(name, keep_lock=True)
+        if found is None:
+            return
+        path, fd = found
         try:
             shutil.rmtree(path)
         except OSError as err:
-            raise VirtkitError('%s: cannot remove the leftover work directory %s: %s' % (name, path, err.strerror or err))
+            raise VirtkitError('%s: cannot remove the leftover work directory %s: %s'
+                               % (name, path, err.strerror or err))
+        finally:
+            os.close(fd)
+
+    def _op_remove_workdir(self, path):
+        self._remove_leftover(self.spec.name)
 
     def _tarball_workdir(self, name):
         """(path, locked fd) of this container's scratch directory next to the containers (room for
         a rootfs), readable by the template also when it runs as an unprivileged container's mapped
-        root. A leftover of a killed run goes first; the lock shows other runs it is in use."""
+        root. A leftover of a killed run goes first; the lock shows other runs it is in use.
+
+        Another run's leftover check may lock (and remove) the new directory between our mkdir
+        and our lock: the lock then fails, or the directory is no longer the one we made; both
+        read as busy.
+        """
         path = self.workdir_path(name)
-        if self.leftover_workdir(name):
-            shutil.rmtree(path)
+        busy = VirtkitError('%s: another run is creating this container right now (%s is in use); run again '
+                            'when it has finished' % (name, path))
+        self._remove_leftover(name)
         try:
             os.mkdir(path, 0o700)
         except OSError as err:
@@ -669,14 +818,23 @@ class ContainerManager:
                 raise VirtkitError('%s: another run is creating this container right now (%s appeared); run again '
                                    'when it has finished' % (name, path))
             raise VirtkitError('%s: cannot make the work directory %s: %s' % (name, path, err.strerror or err))
-        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.chmod(path, 0o755)
-        except OSError:
+            fd = os.open(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | getattr(os, 'O_NOFOLLOW', 0))
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                raise busy
+            raise VirtkitError('%s: cannot open the work directory %s: %s' % (name, path, err.strerror or err))
+        try:
+            if not try_lock(fd, name, path) or not same_file(fd, path):
+                raise busy
+            try:
+                os.chmod(path, 0o755)
+            except OSError as err:
+                raise VirtkitError('%s: cannot set the mode of the work directory %s: %s'
+                                   % (name, path, err.strerror or err))
+        except BaseException:
             os.close(fd)
-            raise VirtkitError('%s: another run is creating this container right now (%s is in use); run again '
-                               'when it has finished' % (name, path))
+            raise
         return path, fd
 
     def _local_template_args(self, spec, workdir):
@@ -725,7 +883,8 @@ class ContainerManager:
             if state in ACTIVE:
                 args.append('-a')
         marker = CloneMarker.begin(spec.name, self.clone_marker_path(spec.name),
-                                   {'source': src, 'source_state': state, 'source_stopped': False})
+                                   {'source': src, 'source_state': state, 'source_stopped': False,
+                                    'backing_store': spec.backing_store})
         restored = not restart
         try:
             if restart:
@@ -754,22 +913,54 @@ class ContainerManager:
         if freeze:
             self.r.run('lxc-freeze', source, [], 'freeze the clone source again')
 
-    def _op_drop_clone_marker(self, path):
-        name = self.spec.name
+    def _hold_marker(self, name, path):
+        """An fd holding an exclusive lock on the clone marker at ``path``, the same file this run
+        read; VirtkitError (busy) when another run holds, dropped or replaced it since."""
+        busy = VirtkitError('%s: another run is cloning this container right now (it holds, removed or replaced %s '
+                            'since this run read it); run again when it has finished' % (name, path))
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
-        except OSError:
-            return  # gone meanwhile
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                raise busy
+            raise VirtkitError('%s: cannot open the clone marker %s: %s' % (name, path, err.strerror or err))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not try_lock(fd, name, path) or not same_file(fd, path):
+                raise busy
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _op_drop_clone_marker(self, path):
+        """Remove the marker this run holds (see run)."""
+        name = self.spec.name
+        try:
             os.unlink(path)
         except OSError as err:
-            if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise VirtkitError('%s: another run is cloning this container right now (it holds %s); run again '
-                                   'when it has finished' % (name, path))
-            raise VirtkitError('%s: cannot remove the clone marker %s: %s' % (name, path, err.strerror or err))
-        finally:
-            os.close(fd)
+            if err.errno != errno.ENOENT:
+                raise VirtkitError('%s: cannot remove the clone marker %s: %s' % (name, path, err.strerror or err))
+
+    def _half_clone_storage_message(self, name, marker):
+        """The one line for a half-made clone whose storage lxc-destroy would leave behind."""
+        store = marker['backing_store']
+        cdir = self.container_dir(name)
+        conf = LxcConfig.parse(self.read_file('/etc/lxc/lxc.conf') or '')
+        if store == 'lvm':
+            vg = conf.first('lxc.bdev.lvm.vg') or 'lxc'
+            what = 'the logical volume /dev/%s/%s (lvremove %s/%s)' % (vg, name, vg, name)
+        elif store == 'zfs':
+            what = 'the ZFS dataset %s/%s (zfs destroy -r)' % (conf.first('lxc.bdev.zfs.root') or 'lxc', name)
+        elif store == 'btrfs':
+            what = 'the btrfs subvolume %s/rootfs (btrfs subvolume delete)' % cdir
+        elif store == 'loop':
+            what = 'the image %s/rootdev (and a loop device still attached to it: losetup -j)' % cdir
+        else:
+            what = 'its %s storage' % store
+        return ('%s: an interrupted lxc-copy from %s left a half-made clone on the %s backing store, whose storage '
+                'lxc-destroy does not remove; remove by hand %s if it exists and the directory %s, then run again '
+                '(keep %s: it tells the next run what to restore)'
+                % (name, marker['source'], store, what, cdir, marker['path']))
 
     def _empty_clone_dir(self, name):
         """True when the directory of a half-made clone holds nothing but an empty rootfs
@@ -860,6 +1051,12 @@ class ContainerManager:
                 return
             if not os.path.lexists(cdir):
                 return
+        if current is not None and current.incomplete and current.clone is None and not (
+                os.path.lexists(self.partial_path(name)) and not self.creation_ongoing(name)):
+            # Checked again just before: another run may have made the container again (or be
+            # making it) since this run read it as half-created.
+            raise VirtkitError('%s: the half-created container changed since this run read it (another run?); '
+                               'run again' % name)
         args = ['-f']
         if os.path.isdir(os.path.join(self.container_dir(name), 'snaps')) and \
                 os.listdir(os.path.join(self.container_dir(name), 'snaps')):

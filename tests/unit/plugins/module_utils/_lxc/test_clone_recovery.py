@@ -11,6 +11,7 @@ parent sees what the killed child left.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -178,7 +179,7 @@ def test_clone_runs_under_a_locked_marker_that_is_removed(env):
     assert actions(result) == ['clone', 'write_config', 'start'] and result['container']['state'] == 'running'
     locked, seen = fake.marker_seen[0]
     assert locked and seen == {'clone': NAME, 'source': SRC, 'source_state': 'running', 'source_stopped': True,
-                               'phase': 'copying'}
+                               'phase': 'copying', 'backing_store': 'dir'}
     tools = [c[0] for c in fake.calls]
     assert tools.index('lxc-stop') < tools.index('lxc-copy') < tools.index('lxc-start')
     assert fake.state[SRC] == 'RUNNING' and sorted(os.listdir(lxc)) == [NAME, SRC]
@@ -477,3 +478,183 @@ def test_source_to_restore(before, stopped, now, expected):
     plan = build_plan(validate({'name': NAME, 'clone_from': SRC}), Current(NAME, clone=marker))
     assert [a.op for a in plan.actions] == ['restore_source'] * (expected is not None) + [
         'drop_clone_marker', 'clone', 'write_config']
+
+
+# ---------------------------------------------------------------- two reruns of the same task
+
+def test_stale_plan_never_destroys_the_clone_another_run_completed(env, tmp_path):
+    """Runs B and C both read the half-made clone; B recovers and clones while C has planned
+    but not yet applied: C must not run its stale destroy on B's complete clone."""
+    fake, m, lxc = env
+    killed_run(fake, tmp_path, clone_params(), ('lxc-copy', 'during'))
+    b, c = manager(fake, tmp_path), manager(fake, tmp_path)
+    planned = c.leftover_workdir
+    seen = []
+
+    def between_plan_and_apply(name, **kw):
+        if not seen:
+            seen.append(actions(b.run(clone_params())))
+            seen.append(os.stat(os.path.join(lxc, NAME, 'rootfs')).st_ino)
+            fake.calls[:] = []
+        return planned(name, **kw)
+    c.leftover_workdir = between_plan_and_apply
+    with pytest.raises(VirtkitError) as err:
+        c.run(clone_params())
+    assert seen[0] == ['restore_source', 'destroy', 'drop_clone_marker', 'clone', 'write_config', 'start']
+    assert str(err.value) == ('vk-b: another run is cloning this container right now (it holds, removed or '
+                              'replaced %s/.virtkit-clone-vk-b since this run read it); run again when it has '
+                              'finished' % lxc)
+    assert [x[0] for x in fake.calls] == [] and os.stat(os.path.join(lxc, NAME, 'rootfs')).st_ino == seen[1]
+    assert sorted(os.listdir(lxc)) == [NAME, SRC] and fake.state[SRC] == 'RUNNING'
+    converges(c, clone_params())
+
+
+def test_rerun_while_another_run_recovers_is_refused(env, tmp_path):
+    """The other order: B reads while C applies the recovery (C holds the marker): B refuses."""
+    fake, m, lxc = env
+    killed_run(fake, tmp_path, clone_params(), ('lxc-copy', 'during'))
+    b, c = manager(fake, tmp_path), manager(fake, tmp_path)
+    orig = c.r._run
+    errors = []
+
+    def hooked(argv, data=None, timeout=None):
+        if not errors and argv[0] != 'lxc-info':
+            with pytest.raises(VirtkitError) as err:
+                b.run(clone_params())
+            errors.append(str(err.value))
+        return orig(argv, data, timeout)
+    c.r._run = hooked
+    assert actions(c.run(clone_params())) == ['restore_source', 'destroy', 'drop_clone_marker', 'clone',
+                                              'write_config', 'start']
+    assert errors == ['vk-b: another run is cloning this container right now (it holds %s/.virtkit-clone-vk-b); '
+                      'run again when it has finished' % lxc]
+    assert [x[0] for x in fake.calls].count('lxc-destroy') == 1 and sorted(os.listdir(lxc)) == [NAME, SRC]
+    converges(c, clone_params())
+
+
+# ---------------------------------------------------------------- storage lxc-destroy leaves behind
+
+@pytest.mark.parametrize('store, what', [
+    ('lvm', 'the logical volume /dev/lxc/vk-b (lvremove lxc/vk-b)'),
+    ('zfs', 'the ZFS dataset lxc/vk-b (zfs destroy -r)'),
+    ('btrfs', 'the btrfs subvolume {lxc}/vk-b/rootfs (btrfs subvolume delete)'),
+    ('loop', 'the image {lxc}/vk-b/rootdev (and a loop device still attached to it: losetup -j)'),
+])
+def test_half_clone_on_other_storage_is_refused_naming_what_to_remove(env, tmp_path, store, what):
+    fake, m, lxc = env
+    p = clone_params(backing_store=store)
+    m = killed_run(fake, tmp_path, p, ('lxc-copy', 'during'))
+    assert marker_of(lxc)['backing_store'] == store
+    for params in (p, {'name': NAME, 'state': 'absent'}, clone_params()):
+        for check_mode in (True, False):
+            with pytest.raises(VirtkitError) as err:
+                m.run(params, check_mode=check_mode)
+            assert str(err.value) == (
+                'vk-b: an interrupted lxc-copy from vk-src left a half-made clone on the %s backing store, whose '
+                'storage lxc-destroy does not remove; remove by hand %s if it exists and the directory %s/vk-b, '
+                'then run again (keep %s/.virtkit-clone-vk-b: it tells the next run what to restore)'
+                % (store, what.format(lxc=lxc), lxc, lxc))
+    assert 'lxc-destroy' not in [x[0] for x in fake.calls] and os.path.isdir(os.path.join(lxc, NAME, 'rootfs'))
+    # done by hand as told: the next run starts the source again and clones
+    shutil.rmtree(os.path.join(lxc, NAME))
+    result = m.run(p)
+    assert actions(result) == ['restore_source', 'drop_clone_marker', 'clone', 'write_config', 'start']
+    assert fake.state[SRC] == 'RUNNING' and sorted(os.listdir(lxc)) == [NAME, SRC]
+
+
+def test_half_clone_on_overlay_is_destroyed_as_before(env, tmp_path):
+    fake, m, lxc = env
+    p = clone_params(backing_store='overlayfs')
+    m = killed_run(fake, tmp_path, p, ('lxc-copy', 'during'))
+    assert actions(m.run(p))[:3] == ['restore_source', 'destroy', 'drop_clone_marker']
+    assert sorted(os.listdir(lxc)) == [NAME, SRC]
+
+
+# ---------------------------------------------------------------- a config that includes another
+
+def test_config_with_an_include_under_a_stale_marker_is_kept(env, tmp_path):
+    """lxc.rootfs.path may come from an included file: refuse rather than destroy."""
+    fake, m, lxc = env
+    m = killed_run(fake, tmp_path, clone_params(), ('lxc-copy', 'before'))
+    os.makedirs(os.path.join(lxc, NAME, 'rootfs', 'bin'))
+    with open(os.path.join(tmp_path, 'rootfs.conf'), 'w') as handle:
+        handle.write('lxc.rootfs.path = dir:%s/%s/rootfs\n' % (lxc, NAME))
+    with open(os.path.join(lxc, NAME, 'config'), 'w') as handle:
+        handle.write('lxc.include = %s/rootfs.conf\nlxc.uts.name = vk-b\n' % tmp_path)
+    inode = os.stat(os.path.join(lxc, NAME, 'rootfs')).st_ino
+    assert m.exists(NAME) and m.read(NAME).incomplete is None
+    for params in (clone_params(), {'name': NAME, 'networks': []}):
+        assert 'destroy' not in actions(m.run(params, check_mode=True))
+    result = m.run({'name': NAME, 'networks': []})
+    assert 'destroy' not in actions(result) and 'lxc-destroy' not in [x[0] for x in fake.calls]
+    assert os.stat(os.path.join(lxc, NAME, 'rootfs')).st_ino == inode
+
+
+# ---------------------------------------------------------------- file systems without locks
+
+def test_marker_on_a_file_system_without_flock_is_not_busy(env, tmp_path, monkeypatch):
+    fake, m, lxc = env
+    m = killed_run(fake, tmp_path, clone_params(), ('lxc-copy', 'during'))
+
+    def no_locks(fd, flags):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(fcntl, 'flock', no_locks)
+    with pytest.raises(VirtkitError) as err:
+        m.run(clone_params(), check_mode=True)
+    assert str(err.value) == ('vk-b: cannot lock %s/.virtkit-clone-vk-b: No locks available (does the filesystem '
+                              'of lxc_path support flock?)' % lxc)
+
+
+def test_clone_marker_lock_and_write_failures_are_one_line(env, monkeypatch):
+    fake, m, lxc = env
+    real = fcntl.flock
+
+    def blocking_fails(fd, flags):
+        if flags == fcntl.LOCK_EX:
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+        return real(fd, flags)
+    monkeypatch.setattr(fcntl, 'flock', blocking_fails)
+    with pytest.raises(VirtkitError) as err:
+        m.run(clone_params())
+    assert str(err.value) == ('vk-b: cannot lock %s/.virtkit-clone-vk-b: %s (does the filesystem of lxc_path '
+                              'support flock?)' % (lxc, os.strerror(errno.EOPNOTSUPP)))
+    assert os.listdir(lxc) == [SRC] and 'lxc-copy' not in [x[0] for x in fake.calls]
+    monkeypatch.setattr(fcntl, 'flock', real)
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, 'pwrite', full)
+    with pytest.raises(VirtkitError) as err:
+        m.run(clone_params())
+    assert str(err.value) == 'vk-b: cannot write the clone marker %s/.virtkit-clone-vk-b: No space left on device' % lxc
+    assert os.listdir(lxc) == [SRC] and 'lxc-copy' not in [x[0] for x in fake.calls]
+
+
+def test_half_clone_whose_config_includes_the_sources_includes_is_still_recovered(env, tmp_path):
+    """lxc-copy writes the source's config, includes and all (a template's debian.common.conf),
+    before the rootfs: an include that names no rootfs leaves it a half-made clone."""
+    fake, m, lxc = env
+    m = killed_run(fake, tmp_path, clone_params(), ('lxc-copy', 'during'))
+    common = os.path.join(str(tmp_path), 'common.conf')
+    with open(common, 'w') as handle:
+        handle.write('lxc.cap.drop = sys_module\n')
+    with open(os.path.join(lxc, NAME, 'config'), 'a') as handle:
+        handle.write('lxc.include = %s\n' % common)
+    assert not m.exists(NAME) and m.read(NAME).incomplete == 'interrupted'
+    assert actions(m.run(clone_params()))[:3] == ['restore_source', 'destroy', 'drop_clone_marker']
+    converges(m, clone_params())
+
+
+def test_half_clone_with_an_unreadable_include_is_refused_not_destroyed(env, tmp_path):
+    fake, m, lxc = env
+    m = killed_run(fake, tmp_path, clone_params(), ('lxc-copy', 'during'))
+    with open(os.path.join(lxc, NAME, 'config'), 'a') as handle:
+        handle.write('lxc.include = %s/gone.conf\n' % tmp_path)
+    for params in (clone_params(), {'name': NAME, 'state': 'absent'}):
+        with pytest.raises(VirtkitError) as err:
+            m.run(params)
+        assert str(err.value) == (
+            'vk-b: %s/.virtkit-clone-vk-b is the marker of an interrupted clone, but the config of vk-b includes a '
+            'file that cannot be read, so this run cannot tell a half-made clone from a complete container; check '
+            '%s/vk-b and remove the marker by hand' % (lxc, lxc))
+    assert 'lxc-destroy' not in [x[0] for x in fake.calls] and os.path.isdir(os.path.join(lxc, NAME, 'rootfs', 'bin'))
