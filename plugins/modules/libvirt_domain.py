@@ -149,7 +149,22 @@ options:
         one, the path libvirt derives, C(/var/lib/libvirt/qemu/nvram/<name>_VARS.fd) on
         qemu:///system) is discarded, through the storage API when it is a volume of a pool,
         else as a local file; over a remote URI with no pool holding it the run warns once
-        naming the file and the host.
+        naming the file and the host. A recorded file that is none of these is not deleted;
+        the run warns and drops the record. So a guest whose definition named its own NVRAM
+        file and that switches to V(bios) while it runs keeps that file (with a warning).
+      - Left unset on q35, libvirt picks the firmware by priority (on Debian the one with
+        secure boot and Microsoft's keys enrolled). Setting O(secure_boot) later discards
+        the file only when it is known to come from another template, as told by the
+        firmware libvirt selected (in the running guest's live XML or, from libvirt 9.2, in
+        the inactive XML). If
+        the guest is off and that is unknown (libvirt before 9.2), the file is kept, since
+        it may hold boot entries or keys still needed, and the run warns once; to reset it,
+        delete the file while the guest is off.
+      - From libvirt 9.2, libvirt writes the loader and NVRAM template it selected into the
+        persistent config. When O(secure_boot) flips, the module drops them (the NVRAM file
+        path stays) so that libvirt selects matching firmware again, unless this run's
+        O(xml_overrides) set C(loader) or C(nvram); a loader set by an earlier run's
+        O(xml_overrides) cannot be told from libvirt's and is dropped too.
     type: bool
   boot:
     description: Boot order, or direct kernel boot.

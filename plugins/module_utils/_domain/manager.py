@@ -59,7 +59,8 @@ class DomainManager:
         inactive = self.c.call(name, 'read XML', dom.XMLDesc, secure | _flag('VIR_DOMAIN_XML_INACTIVE'))
         live = self.c.call(name, 'read live XML', dom.XMLDesc, secure) if state in ('running', 'paused') else None
         autostart = bool(self.c.call(name, 'read autostart', dom.autostart)) if persistent else False
-        return Current(name, True, state, inactive, live, autostart, persistent, self._nvram_of(name, inactive, live))
+        return Current(name, True, state, inactive, live, autostart, persistent,
+                       lambda: self._nvram_of(name, inactive, live), lambda: default_nvram_path(self.c, name))
 
     def _nvram_of(self, name, inactive, live):
         """The NVRAM file of the guest (see :class:`Current`), or None."""
@@ -552,10 +553,11 @@ def default_nvram_path(connection, name):
     None elsewhere.
     """
     uri = connection.uri
-    try:
-        uri = connection.conn.getURI() or uri
-    except (AttributeError, libvirt.libvirtError):
-        pass
+    if not uri:  # the default URI: ask what it stands for
+        try:
+            uri = connection.conn.getURI() or uri
+        except (AttributeError, libvirt.libvirtError):
+            pass
     parsed = urlparse(uri)
     if parsed.scheme.split('+')[0] == 'qemu' and parsed.path.rstrip('/') == '/system':
         return '/var/lib/libvirt/qemu/nvram/%s_VARS.fd' % name

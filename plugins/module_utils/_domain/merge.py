@@ -11,6 +11,8 @@ tells what a running guest lacks (merged onto a copy of its live XML).
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._xml import Editor, canonical, etree
 from ansible_collections.virtkit.guests.plugins.module_utils._domain import devices as dev
@@ -176,6 +178,7 @@ def _merge_os(ed, root, spec):
     if spec.firmware:
         _merge_firmware(ed, os_el, spec.firmware)
     if spec.secure_boot is not None and spec.firmware != 'bios':  # BIOS has no secure boot to describe
+        _forget_selected_firmware(ed, os_el, spec)
         fw = ed.child(os_el, 'firmware', 'secure_boot')
         for name in ('enrolled-keys', 'secure-boot'):
             feature = ed.child(fw, 'feature', 'secure_boot', name=name)
@@ -219,7 +222,67 @@ def firmware_of(os_el):
     return 'bios'
 
 
-def firmware_signature(root):
+# NVRAM templates with enrolled keys (Debian *.ms.fd / *.snakeoil.fd, Fedora *.secboot.fd)
+# and the plain ones without; any other name tells nothing.
+_ENROLLED_TEMPLATE = re.compile(r'[._-](ms|secboot|snakeoil|enrolled)[._-]', re.I)
+_PLAIN_TEMPLATE = re.compile(r'^(OVMF_VARS(_4M)?|edk2-[a-z0-9_]+-vars)\.(fd|raw|qcow2)$', re.I)
+
+
+def selected_secure_boot(os_el):
+    """What the loader and NVRAM template libvirt selected tell about secure boot.
+
+    A dict with 'secure-boot' and/or 'enrolled-keys' ('yes'/'no'), empty when unknown.
+    libvirt names them in the live XML of a running guest (from 9.2 also in the inactive
+    XML): ``<loader secure='yes'>`` is secure-boot code (a pflash loader without it is
+    not); the template's file name tells whether keys are enrolled.
+    """
+    found = {}
+    if os_el is None:
+        return found
+    loader = os_el.find('loader')
+    if loader is not None and (loader.text or '').strip():
+        found['secure-boot'] = 'yes' if loader.get('secure') == 'yes' else 'no'
+    nvram = os_el.find('nvram')
+    template = (nvram.get('template') or '') if nvram is not None else ''
+    base = template.rsplit('/', 1)[-1]
+    if base and _ENROLLED_TEMPLATE.search(base):
+        found['enrolled-keys'] = 'yes'
+    elif base and _PLAIN_TEMPLATE.match(base):
+        found['enrolled-keys'] = 'no'
+    return found
+
+
+def _forget_selected_firmware(ed, os_el, spec):
+    """Let libvirt select the firmware again when secure boot flips (libvirt >= 9.2).
+
+    libvirt 9.2 writes the loader and NVRAM template it selected into the inactive XML
+    of a guest with ``<os firmware='efi'>``; kept, they would pin the old firmware. They
+    are dropped when the requested secure boot differs from what they (or the explicit
+    features) say, unless this run's ``xml_overrides`` set them. A loader set by an
+    earlier run's overrides looks the same as libvirt's and is dropped too.
+    """
+    if os_el.get('firmware') != 'efi' or spec.firmware == 'bios':
+        return
+    loader, nvram = os_el.find('loader'), os_el.find('nvram')
+    if loader is None and (nvram is None or not nvram.get('template')):
+        return
+    if any('loader' in str(o.get('xpath')) or 'nvram' in str(o.get('xpath')) for o in spec.xml_overrides or ()):
+        return
+    explicit = dict((f.get('name'), f.get('enabled')) for f in os_el.findall('firmware/feature'))
+    known = selected_secure_boot(os_el)
+    known.update((k, v) for k, v in explicit.items() if k in ('secure-boot', 'enrolled-keys'))
+    wanted = 'yes' if spec.secure_boot else 'no'
+    if all(value == wanted for value in known.values()):
+        return
+    if loader is not None:
+        ed.remove(loader, 'secure_boot')
+    if nvram is not None:
+        for attr in ('template', 'templateFormat'):
+            if nvram.get(attr) is not None:
+                ed.attr(nvram, attr, None, 'secure_boot')
+
+
+def firmware_signature(root, ran=None):
     """What a guest's NVRAM store was made for, as a comparable string ('bios' without one).
 
     UEFI with its secure boot features (V(auto) when unset: libvirt then picks by priority,
@@ -227,6 +290,10 @@ def firmware_signature(root):
     offers, so elsewhere unset means off) and the loader and NVRAM template when the
     definition names them. Read from inactive XML: libvirt 9.0 fills the loader in the live
     XML only. Two definitions with the same signature get the same NVRAM template.
+
+    An unset feature is resolved from the loader and template libvirt selected
+    (:func:`selected_secure_boot`): those of ``ran`` (the live XML of the running guest)
+    first, then those ``root`` names (libvirt >= 9.2 writes them at define time).
     """
     os_el = root.find('os')
     if os_el is None or firmware_of(os_el) != 'efi':
@@ -234,9 +301,12 @@ def firmware_signature(root):
     type_el = os_el.find('type')
     q35 = 'q35' in ((type_el.get('machine') if type_el is not None else None) or '')
     features = dict((f.get('name'), f.get('enabled')) for f in os_el.findall('firmware/feature'))
+    selected = selected_secure_boot(os_el)
+    if ran is not None:
+        selected.update(selected_secure_boot(ran.find('os')))
     parts = ['efi']
     for name in ('secure-boot', 'enrolled-keys'):
-        value = features.get(name) or ('auto' if q35 else 'no')
+        value = features.get(name) or selected.get(name) or ('auto' if q35 else 'no')
         parts.append('%s=%s' % (name, value))
     loader = os_el.find('loader')
     if loader is not None and (loader.text or '').strip():

@@ -30,10 +30,13 @@ class Current:
     ``nvram`` is the guest's NVRAM file: what its live XML names while it runs, else what
     its definition names or, for ``<os firmware='efi'>`` without one, the path libvirt
     derives for it (the manager knows the rule; None when it cannot tell).
+    ``default_nvram`` is that derived path for the guest's name (None when unknown).
+    Either may be given as a function, called once on first use: deriving the path may
+    cost a call to libvirt that most runs do not need.
     """
 
     def __init__(self, name, exists=False, state='absent', inactive_xml=None, live_xml=None,
-                 autostart=False, persistent=True, nvram=None):
+                 autostart=False, persistent=True, nvram=None, default_nvram=None):
         self.name = name
         self.exists = exists
         self.state = state
@@ -41,7 +44,21 @@ class Current:
         self.live_xml = live_xml
         self.autostart = autostart
         self.persistent = persistent
-        self.nvram = nvram
+        self._lazy = {'nvram': nvram, 'default_nvram': default_nvram}
+
+    def _resolve(self, key):
+        value = self._lazy[key]
+        if callable(value):
+            value = self._lazy[key] = value()
+        return value
+
+    @property
+    def nvram(self):
+        return self._resolve('nvram')
+
+    @property
+    def default_nvram(self):
+        return self._resolve('default_nvram')
 
     @property
     def active(self):
@@ -220,9 +237,14 @@ def _plan_nvram(plan, spec, current, before_root, merged):
       for the restart or shutdown that this run or a later one does, and a later run
       that finds the guest off discards it then (the returned action).
 
-    Only the file the guest's own (live, else inactive) definition names, or the path
-    libvirt derives for it, is ever discarded. Returns an action to place after the
-    define, or None.
+    Either way the define records the request, so a discard that fails is retried.
+    Secure boot left unset (V(auto) on q35) is resolved from what the running guest's
+    live XML (or libvirt >= 9.2's inactive XML) says libvirt selected; when that is
+    unknown nothing is discarded, with a warning: the file may hold boot entries or
+    keys the user needs. Only the file the guest's own (live, else inactive) definition
+    names, or the path libvirt derives for it, is ever discarded (a recorded request
+    naming another file is dropped with a warning). Returns an action to place after
+    the define, or None.
     """
     plan.nvram_later = None
     plan.nvram_field = None
@@ -230,10 +252,16 @@ def _plan_nvram(plan, spec, current, before_root, merged):
         return None
     requests = LiveRequests.read(before_root)
     record = requests.nvram
-    old_sig, new_sig = xmerge.firmware_signature(before_root), xmerge.firmware_signature(merged)
-    # secure_boot when only the secure boot features differ, else firmware.
-    sb_only = 'bios' not in (old_sig, new_sig) and old_sig.split()[3:] == new_sig.split()[3:]
-    field = 'secure_boot' if sb_only else 'firmware'
+    if record is not None and record['path'] not in _own_nvram(current, before_root):
+        # Metadata anyone with access to the guest can write: only the guest's own file goes.
+        plan.warnings.append('%s: the NVRAM discard request in its metadata names %s, which is not the NVRAM file '
+                             'of this guest; request dropped, nothing deleted' % (spec.name, record['path']))
+        stored = LiveRequests.read(merged)
+        stored.nvram = None
+        stored.store(merged)
+        record = None
+    live_root = parse(current.live_xml, 'the live XML of %s' % spec.name) if current.live_xml else None
+    old_raw, new_sig = xmerge.firmware_signature(before_root), xmerge.firmware_signature(merged)
     if record is not None:
         stored = LiveRequests.read(merged)
         if record['for'] == new_sig:
@@ -248,22 +276,47 @@ def _plan_nvram(plan, spec, current, before_root, merged):
             return None
         return Action('discard_nvram', 'discard the NVRAM file %s (made for the old firmware; libvirt makes a '
                       'new one from the template at the next start)' % record['path'], path=record['path'])
-    if old_sig == new_sig or old_sig == 'bios':
+    if old_raw == new_sig or old_raw == 'bios':
+        return None
+    # What the guest really ran with, where libvirt chose while secure_boot was unset.
+    old_sig = xmerge.firmware_signature(before_root, ran=live_root)
+    # secure_boot when the secure boot features differ, else firmware.
+    sb_only = 'bios' not in (old_sig, new_sig) and old_sig.split()[1:3] != new_sig.split()[1:3]
+    field = 'secure_boot' if sb_only else 'firmware'
+    if old_sig == new_sig:
+        return None
+    if sb_only and old_sig.split()[3:] == new_sig.split()[3:] and 'auto' in ' '.join(
+            old_sig.split()[1:3] + new_sig.split()[1:3]):
+        # Never delete what may still be needed (boot entries, enrolled keys) unless it is known to be stale.
+        plan.warnings.append('%s: %s: libvirt chose the firmware while secure_boot was unset, so it is unknown '
+                             'whether the NVRAM file %s was made for the new setting; kept as is (to reset it, '
+                             'delete it while the guest is off: libvirt makes a new one from the template at the '
+                             'next start)' % (spec.name, field, current.nvram or 'of the guest'))
         return None
     if current.nvram is None:
         plan.warnings.append('%s: %s: cannot tell which NVRAM file the old firmware used (the definition names '
                              'none and the connection is not qemu:///system); libvirt keeps it, remove it by hand'
                              % (spec.name, field))
         return None
+    # Recorded in the persistent config by the define itself, so a discard that fails (or a
+    # run killed right after the define) is retried by the next run instead of forgotten.
+    stored = LiveRequests.read(merged)
+    stored.nvram = {'path': current.nvram, 'for': old_sig, 'field': field}
+    stored.store(merged)
     if current.active:
-        stored = LiveRequests.read(merged)
-        stored.nvram = {'path': current.nvram, 'for': old_sig, 'field': field}
-        stored.store(merged)
         plan.nvram_later, plan.nvram_field = current.nvram, field
         return None
     what = 'leaves UEFI' if new_sig == 'bios' else 'gets another NVRAM template'
     return Action('discard_nvram', 'discard the NVRAM file %s (the firmware %s; libvirt makes a new one from the '
                   'template at the next start)' % (current.nvram, what), path=current.nvram)
+
+
+def _own_nvram(current, before_root):
+    """The paths that are the guest's own NVRAM file: the one it uses, the one its definition
+    names and the one libvirt derives for its name."""
+    paths = {current.nvram, xmerge.nvram_path(before_root.find('os')), current.default_nvram}
+    paths.discard(None)
+    return paths
 
 
 def _plan_live(plan, spec, current):

@@ -50,9 +50,10 @@ def record(path=NVRAM, fits=None, field='secure_boot'):
             "field='%s'/></virtkitlive:live></metadata>" % (LIVE_NS, path, fits, field))
 
 
-def plan(state, cur_state, inactive, live=None, nvram=NVRAM, **options):
+def plan(state, cur_state, inactive, live=None, nvram=NVRAM, default_nvram=NVRAM, **options):
     spec = spec_of('pc-q35-7.2', name=NAME, state=state, **options)
-    return build_plan(spec, Current(NAME, True, cur_state, inactive, live, nvram=nvram), virt_type='qemu')
+    current = Current(NAME, True, cur_state, inactive, live, nvram=nvram, default_nvram=default_nvram)
+    return build_plan(spec, current, virt_type='qemu')
 
 
 def ops(p):
@@ -75,7 +76,8 @@ def test_signature_tells_templates_apart():
     assert sig(parse(domain_xml(''))) == 'efi secure-boot=auto enrolled-keys=auto'
     assert sig(parse(domain_xml('', machine='pc-i440fx-7.2'))) == sig(parse(domain_xml(sb(False), 'pc-i440fx-7.2')))
     explicit = domain_xml("<loader type='pflash'>/l.fd</loader><nvram template='/t.fd'>/n.fd</nvram>", os_attr='')
-    assert sig(parse(explicit)) == 'efi secure-boot=auto enrolled-keys=auto loader=/l.fd template=/t.fd'
+    # A pflash loader without secure='yes' is no secure-boot code; /t.fd tells nothing about keys.
+    assert sig(parse(explicit)) == 'efi secure-boot=no enrolled-keys=auto loader=/l.fd template=/t.fd'
 
 
 def test_live_requests_round_trip_the_nvram_record():
@@ -96,7 +98,7 @@ def test_off_guest_leaving_uefi_discards_its_nvram_after_the_define():
     assert ops(p) == ['define', 'discard_nvram']
     assert the_action(p, 'discard_nvram').params == {'path': NVRAM}
     assert 'leaves UEFI' in the_action(p, 'discard_nvram').summary
-    assert LiveRequests.read(parse(p.merged_xml)).nvram is None  # nothing recorded
+    assert LiveRequests.read(parse(p.merged_xml)).nvram['path'] == NVRAM  # retried if the discard fails
 
 
 @pytest.mark.parametrize('before, secure', [(SB_OFF, True), (SB_ON, False)])
@@ -125,13 +127,13 @@ def test_unknown_nvram_path_warns_and_discards_nothing():
 
 
 def test_off_guest_with_a_recorded_request_discards_the_recorded_file():
-    before = domain_xml(sb(True), metadata=record(path='/var/lib/libvirt/qemu/nvram/recorded.fd'),
-                        features="<smm state='on'/>")
-    p = plan('present', 'shutoff', before, firmware='uefi', secure_boot=True)
+    recorded = '/var/lib/libvirt/qemu/nvram/recorded.fd'  # the file its definition named then
+    before = domain_xml(sb(True), metadata=record(path=recorded), features="<smm state='on'/>")
+    p = plan('present', 'shutoff', before, nvram=recorded, firmware='uefi', secure_boot=True)
     assert ops(p) == ['discard_nvram']
-    assert the_action(p, 'discard_nvram').params == {'path': '/var/lib/libvirt/qemu/nvram/recorded.fd'}
+    assert the_action(p, 'discard_nvram').params == {'path': recorded}
     # The same with another change: after the define.
-    p = plan('present', 'shutoff', before, firmware='uefi', secure_boot=True, memory=64)
+    p = plan('present', 'shutoff', before, nvram=recorded, firmware='uefi', secure_boot=True, memory=64)
     assert ops(p) == ['define', 'discard_nvram']
 
 
@@ -276,9 +278,11 @@ def test_running_guest_keeps_its_file_until_it_is_shut_down(conn, tmp_path):
     assert run(conn, firmware='bios', state='shutdown')['changed'] is False
 
 
-def test_a_later_run_finding_the_guest_off_discards(conn, tmp_path):
+def test_a_later_run_finding_the_guest_off_discards(conn, tmp_path, monkeypatch):
     nvram = tmp_path / 'guest_VARS.fd'
     nvram.write_bytes(b'vars')
+    # The BIOS definition names no NVRAM: the record is trusted as libvirt's path for the name.
+    monkeypatch.setattr(mgr, 'default_nvram_path', lambda connection, name: str(nvram))
     dom = define_explicit(conn, str(nvram))
     dom.create()
     run(conn, firmware='bios')
@@ -317,3 +321,167 @@ def test_default_nvram_path_is_known_for_the_system_instance_only():
     assert mgr.default_nvram_path(Fake('qemu+ssh://root@h/system'), 'g') == '/var/lib/libvirt/qemu/nvram/g_VARS.fd'
     assert mgr.default_nvram_path(Fake('qemu:///session'), 'g') is None
     assert mgr.default_nvram_path(Fake('test:///default'), 'g') is None
+
+
+def test_a_discard_that_failed_after_the_define_is_retried(conn, tmp_path, monkeypatch):
+    nvram = tmp_path / 'guest_VARS.fd'
+    nvram.write_bytes(b'vars')
+    monkeypatch.setattr(mgr, 'default_nvram_path', lambda connection, name: str(nvram))
+    define_explicit(conn, str(nvram))
+    real = mgr.os.unlink
+
+    def refuse(path):
+        raise OSError(13, 'Permission denied')
+
+    monkeypatch.setattr(mgr.os, 'unlink', refuse)
+    with pytest.raises(mgr.VirtkitError, match='cannot discard the NVRAM file'):
+        run(conn, firmware='bios')
+    assert nvram.exists() and persistent_record(conn)['path'] == str(nvram)
+    monkeypatch.setattr(mgr.os, 'unlink', real)
+    again = run(conn, firmware='bios')
+    assert result_ops(again) == ['discard_nvram'] and not nvram.exists() and persistent_record(conn) is None
+    assert run(conn, firmware='bios')['changed'] is False
+
+
+# ------------------------------------------------------------------ secure boot left unset ('auto' on q35)
+
+AUTO = domain_xml('')  # q35, UEFI, secure_boot never set: libvirt picked the firmware by priority
+LIVE_MS = domain_xml("<loader readonly='yes' secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.ms.fd</loader>"
+                     "<nvram template='/usr/share/OVMF/OVMF_VARS_4M.ms.fd'>%s</nvram>" % NVRAM,
+                     os_attr='', features="<smm state='on'/>")
+LIVE_PLAIN = domain_xml("<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+                        "<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>%s</nvram>" % NVRAM, os_attr='')
+
+
+def test_selected_firmware_tells_secure_boot_and_keys():
+    sel = xmerge.selected_secure_boot
+    assert sel(parse(LIVE_MS).find('os')) == {'secure-boot': 'yes', 'enrolled-keys': 'yes'}
+    assert sel(parse(LIVE_PLAIN).find('os')) == {'secure-boot': 'no', 'enrolled-keys': 'no'}
+    fedora = domain_xml("<loader secure='yes' type='pflash'>/usr/share/edk2/ovmf/OVMF_CODE.secboot.fd</loader>"
+                        "<nvram template='/usr/share/edk2/ovmf/OVMF_VARS.secboot.fd'>/n.fd</nvram>", os_attr='')
+    assert sel(parse(fedora).find('os')) == {'secure-boot': 'yes', 'enrolled-keys': 'yes'}
+    assert sel(parse(AUTO).find('os')) == {}
+    assert sel(parse(domain_xml("<nvram template='/srv/mine.fd'>/n.fd</nvram>")).find('os')) == {}
+
+
+def test_off_guest_with_unknown_auto_firmware_keeps_its_file_with_one_warning():
+    p = plan('present', 'shutoff', AUTO, firmware='uefi', secure_boot=True)
+    assert ops(p) == ['define']  # the features only; the NVRAM file may hold what the user needs
+    assert LiveRequests.read(parse(p.merged_xml)).nvram is None
+    assert len(p.warnings) == 1 and 'secure_boot: libvirt chose the firmware while secure_boot was unset' \
+        in p.warnings[0] and NVRAM in p.warnings[0] and 'delete it while the guest is off' in p.warnings[0]
+
+
+def test_running_guest_auto_resolved_from_its_live_xml_keeps_a_matching_file():
+    # Debian q35 picks the enrolled secure-boot firmware: secure_boot true changes no template.
+    p = plan('running', 'running', AUTO, live=LIVE_MS, firmware='uefi', secure_boot=True, restart_policy='if_needed')
+    assert LiveRequests.read(parse(p.merged_xml)).nvram is None and not p.warnings
+    assert all('discard_nvram' not in a.params for a in p.actions)
+
+
+def test_running_guest_auto_resolved_from_its_live_xml_discards_a_stale_file():
+    p = plan('running', 'running', AUTO, live=LIVE_PLAIN, firmware='uefi', secure_boot=True)
+    assert LiveRequests.read(parse(p.merged_xml)).nvram == {
+        'path': NVRAM, 'for': 'efi secure-boot=no enrolled-keys=no', 'field': 'secure_boot'}
+    assert 'secure_boot' in p.pending_restart
+
+
+# ------------------------------------------------------------------ libvirt >= 9.2: the selection in the inactive XML
+
+def selected_92(secure):
+    """The inactive XML libvirt 9.2 writes for <os firmware='efi'> with secure boot unset."""
+    code, vars_ = ('OVMF_CODE_4M.ms.fd', 'OVMF_VARS_4M.ms.fd') if secure else ('OVMF_CODE_4M.fd', 'OVMF_VARS_4M.fd')
+    return domain_xml("<loader readonly='yes' secure='%s' type='pflash' format='raw'>/usr/share/OVMF/%s</loader>"
+                      "<nvram template='/usr/share/OVMF/%s' templateFormat='raw' format='raw'>%s</nvram>"
+                      % ('yes' if secure else 'no', code, vars_, NVRAM), features="<smm state='on'/>" if secure else '')
+
+
+def test_92_selection_that_matches_is_kept_and_nothing_discarded():
+    p = plan('present', 'shutoff', selected_92(True), firmware='uefi', secure_boot=True)
+    merged = parse(p.merged_xml)
+    assert merged.find('os/loader').text == '/usr/share/OVMF/OVMF_CODE_4M.ms.fd'
+    assert merged.find('os/nvram').get('template') == '/usr/share/OVMF/OVMF_VARS_4M.ms.fd'
+    assert ops(p) == ['define'] and not p.warnings
+
+
+def test_92_selection_that_secure_boot_flips_is_dropped_for_libvirt_to_select_again():
+    p = plan('present', 'shutoff', selected_92(True), firmware='uefi', secure_boot=False)
+    os_el = parse(p.merged_xml).find('os')
+    assert os_el.find('loader') is None
+    nvram = os_el.find('nvram')
+    assert nvram.text == NVRAM and nvram.get('template') is None and nvram.get('templateFormat') is None
+    assert nvram.get('format') == 'raw'
+    assert ops(p) == ['define', 'discard_nvram']
+    assert LiveRequests.read(parse(p.merged_xml)).nvram['field'] == 'secure_boot'
+    # Explicit features that flip drop the selection too.
+    before = selected_92(False).replace('<loader', sb(False) + '<loader')
+    p = plan('present', 'shutoff', before, firmware='uefi', secure_boot=True)
+    assert parse(p.merged_xml).find('os/loader') is None and ops(p) == ['define', 'discard_nvram']
+
+
+def test_92_loader_set_by_xml_overrides_is_left_alone():
+    override = [{'xpath': '/domain/os/loader', 'value': '/usr/share/OVMF/OVMF_CODE_4M.ms.fd'}]
+    p = plan('present', 'shutoff', selected_92(True), firmware='uefi', secure_boot=False, xml_overrides=override)
+    merged = parse(p.merged_xml)
+    assert merged.find('os/loader') is not None
+    assert merged.find('os/nvram').get('template') == '/usr/share/OVMF/OVMF_VARS_4M.ms.fd'
+
+
+# ------------------------------------------------------------------ the recorded path is checked
+
+def test_a_recorded_file_that_is_not_the_guests_is_dropped_not_deleted():
+    before = domain_xml(sb(True), metadata=record(path='/etc/passwd'), features="<smm state='on'/>")
+    p = plan('present', 'shutoff', before, firmware='uefi', secure_boot=True)
+    assert ops(p) == ['define'] and LiveRequests.read(parse(p.merged_xml)).nvram is None
+    assert len(p.warnings) == 1 and '/etc/passwd' in p.warnings[0] and 'nothing deleted' in p.warnings[0]
+    p = plan('present', 'running', before, live=LIVE_MS, firmware='uefi', secure_boot=True, restart_policy='if_needed')
+    assert all('discard_nvram' not in a.params for a in p.actions)
+
+
+def test_a_foreign_recorded_file_survives_on_the_test_driver(conn, tmp_path):
+    foreign = tmp_path / 'precious'
+    foreign.write_bytes(b'data')
+    xml = domain_xml("<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+                     "<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>%s</nvram>" % (tmp_path / 'guest_VARS.fd'),
+                     os_attr='', name='virtkit-unit-nvram', dom_type='test', metadata=record(path=str(foreign)))
+    conn.conn.defineXML(xml)
+    done = run(conn, firmware='bios')
+    assert foreign.exists() and persistent_record(conn) is None
+    assert any(str(foreign) in w for w in done['warnings'])
+
+
+# ------------------------------------------------------------------ no libvirt call for a path nobody needs
+
+def test_reading_an_unchanged_uefi_guest_derives_no_nvram_path(conn, monkeypatch):
+    base = dict(firmware='uefi', machine='q35', secure_boot=False)
+    run(conn, **base)
+    calls = []
+    monkeypatch.setattr(mgr, 'default_nvram_path', lambda connection, name: calls.append(name))
+    assert run(conn, **base)['changed'] is False
+    assert run(conn, memory=64, **base)['changed'] is True
+    assert calls == []
+
+
+def test_default_nvram_path_asks_libvirt_only_for_the_default_uri():
+    class Conn:
+        def getURI(self):
+            self.asked = True
+            return 'qemu:///system'
+
+    class Fake:
+        def __init__(self, uri):
+            self.uri = uri
+            self.conn = Conn()
+
+    named = Fake('qemu:///system')
+    assert mgr.default_nvram_path(named, 'g') == '/var/lib/libvirt/qemu/nvram/g_VARS.fd'
+    assert not hasattr(named.conn, 'asked')
+    default = Fake('')
+    assert mgr.default_nvram_path(default, 'g') == '/var/lib/libvirt/qemu/nvram/g_VARS.fd' and default.conn.asked
+
+
+def test_a_template_named_by_overrides_that_changes_is_discarded_even_with_auto():
+    before = domain_xml("<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'/>")
+    override = [{'xpath': '/domain/os/nvram', 'attributes': {'template': '/usr/share/OVMF/OVMF_VARS_4M.ms.fd'}}]
+    p = plan('present', 'shutoff', before, firmware='uefi', xml_overrides=override)
+    assert ops(p) == ['define', 'discard_nvram'] and not p.warnings
