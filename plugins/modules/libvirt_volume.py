@@ -35,7 +35,8 @@ description:
     again (action C(drop_incomplete)), with or without O(reimport). A record whose path or
     capacity no longer matches the volume (it was replaced since) proves nothing; it is
     ignored and discarded, and such a volume, like any volume without a matching record, is
-    never deleted.
+    never deleted. A half-imported volume that a running guest uses (as a disk or in a disk's
+    backing chain) is not deleted either; the run fails in one line before anything changes.
   - Check mode runs the same planning code as a real run and reports exactly its actions.
 author:
   - virtkit.guests developers (!UNKNOWN)
@@ -152,11 +153,17 @@ options:
       - Any failure before the old volume is deleted (a missing or bad source, a failed or
         interrupted upload, a content mismatch, a pool without room for the copy) leaves the old
         volume and its record, and removes the temporary volume.
+      - The temporary volume is recorded as in progress before it is created, like a first
+        import. Only a temporary volume whose record matches it (its path, and its capacity while
+        in progress) is ever deleted or reused; a volume of that name without one is left alone
+        with a warning, and a reimport that needs the name fails in one line before anything
+        changes.
       - If the copy fails after the old volume was deleted, the error says so and the verified
         temporary volume is kept. A rerun finding no volume restores it from the temporary
         volume (with or without O(reimport)). A rerun finding a temporary volume left by an
-        interrupted run reuses it when its record shows the wanted checksum, else deletes it and
-        starts over; O(state=absent) deletes it along with the volume.
+        interrupted run (and its matching record) reuses it when its record shows the wanted
+        checksum, else deletes it and starts over; O(state=absent) deletes it along with the
+        volume.
       - A volume that a running guest uses (as a disk or in a disk's backing chain) is not
         reimported; the run fails in one line before anything changes. Shut the guest down first.
       - Volume names ending in C(.virtkit-reimport) are reserved for these temporary volumes.

@@ -20,7 +20,13 @@ and the temporary one copied into its name (libvirt cannot rename volumes; the c
 failure before the old volume is deleted removes the temporary volume and leaves the old
 one; a failure after it keeps the verified temporary volume, and a rerun restores the
 volume from it. A rerun finding a temporary volume reuses it when its record shows the
-wanted checksum, else deletes it and starts over.
+wanted checksum, else deletes it and starts over. The temporary volume is ours from its
+first byte too: its "importing" record is written before it is created, and only a
+temporary volume whose record names its path (and, while importing, its capacity) is
+ever deleted or reused (``temp_ours``); another volume of that name is left alone with a
+warning, and a reimport that needs the name is refused before anything changes. The
+temporary volume is only looked up when its record exists (a local read): a no-op run
+costs no extra libvirt call, and a record whose volume is gone is discarded.
 
 A first import is ours from its first byte: before the volume is created, an "importing"
 record names the path it will have (and the capacities it can show: the image's size, or
@@ -29,7 +35,8 @@ back and compared with the image is it replaced by the complete record. A failed
 interrupted upload deletes the volume it created (the error line says so, or says what
 was left); a run that was killed leaves the volume with its "importing" record, and the
 next run with ``import_from`` deletes and imports it again (``drop_incomplete``), with or
-without ``reimport``. The copy of a reimport into the volume's name is guarded the same
+without ``reimport``, unless a running guest uses that volume (then the run fails before
+anything changes). The copy of a reimport into the volume's name is guarded the same
 way. An "importing" record whose path or capacity does not match the volume found (the
 volume was replaced since) proves nothing: it is ignored and, on a real run, discarded,
 like any record of a volume that no longer exists (so it cannot match a volume someone
@@ -221,6 +228,25 @@ def needs_reimport(spec, current, resolved):
     return wanted is None or (record.get('checksum') if record else None) != wanted
 
 
+def temp_ours(temp):
+    """True when the leftover temporary volume ``temp`` is provably this module's.
+
+    Its record (the "importing" one written before the volume was created, or the
+    complete one written after the upload was verified) must name the volume's path; an
+    "importing" record must also name its capacity. A volume of that name without such a
+    record (made by someone else, or replaced since) is never deleted.
+    """
+    record = temp.record if temp is not None else None
+    if not record or not record.get('path') or record.get('path') != temp.path:
+        return False
+    return record.get('state') != IMPORTING or incomplete(record, temp)
+
+
+def _not_ours_warning(spec, tname):
+    return ('%s: a volume named %s exists but no import record of this module matches it; left alone (delete it '
+            'yourself if it is not needed)' % (spec.subject, tname))
+
+
 def temp_usable(spec, temp, wanted):
     """True when the leftover temporary volume holds the verified image this run wants."""
     record = temp.record if temp is not None and record_matches(temp.record, temp) else None
@@ -251,14 +277,22 @@ def build_plan(spec, current, resolved):
     if spec.state == 'absent':
         if current.exists:
             plan.add('delete', 'delete the volume %s' % current.path)
-        if temp is not None:
+        if temp_ours(temp):
             plan.add('drop_temp', 'delete the temporary volume %s left by an interrupted reimport' % tname)
+        elif temp is not None:
+            plan.warnings.append(_not_ours_warning(spec, tname))
         plan.after = {'exists': False}
         return plan
     after = dict(plan.before)
     wanted = wanted_checksum(resolved)
     if incomplete(current.record, current):
         if spec.import_from:
+            users = resolved.get('users')
+            if users:
+                many = len(users) > 1
+                raise VirtkitError('%s: refusing to delete the volume of an interrupted import: the running guest%s %s '
+                                   'use%s it (nothing was changed)'
+                                   % (spec.subject, 's' if many else '', ', '.join(users), '' if many else 's'))
             plan.add('drop_incomplete', 'delete the volume %s: an import into it by an earlier run was interrupted '
                      '(its import record says so)' % current.path)
             current = Current(temp=temp)  # then import as if it were missing
@@ -272,9 +306,11 @@ def build_plan(spec, current, resolved):
                      checksum=resolved.get('checksum'))
             after = _plan_grow(plan, spec, {'exists': True, 'source': spec.source_label})
         elif spec.import_from:
-            if temp is not None:
+            if temp_ours(temp):
                 plan.add('drop_temp', 'delete the temporary volume %s left by an interrupted reimport (it does not '
                          'hold %s)' % (tname, wanted or 'a verified copy of %s' % spec.source_label))
+            elif temp is not None:
+                plan.warnings.append(_not_ours_warning(spec, tname))
             plan.add('import_image', 'import %s (%s) into the volume' % (spec.source_label, wanted or 'unverified'),
                      checksum=resolved.get('checksum'))
             after = _plan_grow(plan, spec, {'exists': True, 'source': spec.source_label})
@@ -339,6 +375,10 @@ def build_plan(spec, current, resolved):
                     reuse = ' (reusing the verified image in %s, left by an interrupted reimport)' % tname
                 else:
                     reuse = ''
+                    if temp is not None and not temp_ours(temp):
+                        raise VirtkitError('%s: refusing to reimport: a volume named %s exists but no import record '
+                                           'of this module matches it; delete it first (nothing was changed)'
+                                           % (spec.subject, tname))
                     if temp is not None:
                         plan.add('drop_temp', 'delete the temporary volume %s left by an interrupted reimport (it '
                                  'does not hold %s)' % (tname, wanted or 'a verified copy of %s' % spec.source_label))
@@ -354,9 +394,11 @@ def build_plan(spec, current, resolved):
                         if temp is not None else '')
                 plan.warnings.append('%s: exists and %s; wanted %s. Left alone%s: set reimport: true to replace it'
                                      % (spec.subject, why, wanted or 'an unverified import', left))
-        elif temp is not None:
+        elif temp_ours(temp):
             plan.add('drop_temp', 'delete the temporary volume %s left by an interrupted reimport (the volume '
                      'already holds %s)' % (tname, wanted))
+        elif temp is not None:
+            plan.warnings.append(_not_ours_warning(spec, tname))
     if spec.capacity:
         fmt = current.format
         want = round_capacity(spec.capacity, fmt)
@@ -432,26 +474,32 @@ class VolumeManager:
 
     def read(self, spec):
         self.pool = None
+        self.stale_temp_record = False
         if spec.state == 'absent' and self.c.pool(spec.pool) is None:
             return Current()  # no pool, so no volume: nothing to delete
         self.pool = self._pool(spec.pool, spec.subject)
         self.pool_uuid = self.c.call(spec.pool, 'read uuid', self.pool.UUIDString)
         vol = self.c.volume(self.pool, spec.name)
         self.vol = vol
-        temp = self._read_volume(spec, temp_name(spec.name))
+        # The temporary volume of a reimport is only ever ours with its record, written
+        # before it is created: no record (a local read), no lookup on the host.
+        record = _fetch.read_record(spec.cache_dir, self.pool_uuid, temp_name(spec.name))
+        temp = self._read_volume(spec, temp_name(spec.name), record=record) if record is not None else None
+        self.stale_temp_record = record is not None and temp is None
         if vol is None:
             return Current(temp=temp)
         current = self._read_volume(spec, spec.name, vol)
         current.temp = temp
         return current
 
-    def _read_volume(self, spec, name, vol=None):
+    def _read_volume(self, spec, name, vol=None, record=None):
         """Current of volume ``name`` (with its import record), or None when it does not exist."""
         vol = vol or self.c.volume(self.pool, name)
         if vol is None:
             return None
         f = volume_facts(self.c, vol, '%s/%s' % (spec.pool, name))
-        record = _fetch.read_record(spec.cache_dir, self.pool_uuid, name)
+        if record is None:
+            record = _fetch.read_record(spec.cache_dir, self.pool_uuid, name)
         return Current(True, f['format'], f['capacity'], f['physical'], f['path'],
                        (f['backing_store'] or {}).get('path'), record)
 
@@ -492,7 +540,8 @@ class VolumeManager:
         if spec.import_from and spec.checksum:
             resolved['checksum'] = _fetch.resolve_checksum(spec.checksum_option, spec.import_from, spec.timeout,
                                                            spec.validate_certs)
-        if spec.reimport and needs_reimport(spec, current, resolved):
+        if (spec.reimport and needs_reimport(spec, current, resolved)) or (
+                spec.import_from and incomplete(current.record, current)):
             # A running guest holds the volume open: replacing it under the guest would
             # corrupt what the guest sees. Backing chains count (an overlay on this volume).
             resolved['users'] = _libvirt.disk_users(self.c, current.path, spec.pool, spec.name)
@@ -520,6 +569,9 @@ class VolumeManager:
                 # No volume, or one replaced since an interrupted import: no record of ours can
                 # describe it, and a stale one must not match a volume made later by someone else.
                 _fetch.drop_record(spec.cache_dir, self.pool_uuid, spec.name)
+            if self.stale_temp_record:
+                # The record of a temporary volume that is gone: it must not match one made later.
+                _fetch.drop_record(spec.cache_dir, self.pool_uuid, temp_name(spec.name))
             for action in plan.actions:
                 getattr(self, '_op_' + action.op)(**action.params)
         if self.warnings:
@@ -753,20 +805,42 @@ class VolumeManager:
         spec = self.spec
         path, size = self.prefetched or self._prefetch(checksum)
         subject = '%s/%s' % (spec.pool, self._temp)
+        self.import_checksum = checksum
+        # Ours from its first byte: a run killed midway leaves a volume the next run may delete.
+        record = self._begin_import(self._temp, (size, _fetch.image_info(path)[1]))
+        vol = None
         try:
             vol = self.c.call(subject, 'create volume', self.pool.createXML,
                               _storage.volume_xml_text(self._temp, size, 'raw'), 0)
+            self._confirm_path(self._temp, vol, record)
             # What the replacement copies is what was verified.
             vol = self._upload_verified(self._temp, vol, path, size)
-            self.import_checksum = checksum
             self._write_record(vol, self._temp, verified=True, sha256=self.upload_sha256)
         except VirtkitError as err:
-            raise self._fail_before_replacing(str(err))
+            raise self._fail_staging(str(err), vol)
         except OSError as err:
-            raise self._fail_before_replacing('%s: cannot read %s: %s' % (subject, path, err.strerror or err))
+            raise self._fail_staging('%s: cannot read %s: %s' % (subject, path, err.strerror or err), vol)
         except BaseException:
-            self._drop_temp()  # interrupted (Ctrl-C, module timeout): leave nothing half-made
+            # Interrupted (Ctrl-C, module timeout): leave nothing half-made. Interrupted while
+            # libvirt was creating it, the volume may exist: its record stays to prove it ours.
+            if vol is not None:
+                self._discard_import(self._temp, vol)
             raise
+
+    def _fail_staging(self, message, vol):
+        """Failure while staging the new image: remove what this run created (only that), say so."""
+        problem = self._discard_import(self._temp, vol)
+        if vol is None:
+            # Nothing was created; a volume of that name is someone else's: never deleted.
+            if self.c.volume(self.pool, self._temp) is not None:
+                return VirtkitError('%s; the volume is unchanged; a volume named %s exists that this module cannot '
+                                    'prove it made: it is left alone, delete it to reimport' % (message, self._temp))
+            return VirtkitError('%s; the volume is unchanged; no temporary volume was left' % message)
+        if problem is None:
+            return VirtkitError('%s; the volume is unchanged; the temporary volume %s was removed'
+                                % (message, self._temp))
+        return VirtkitError('%s; the volume is unchanged; the temporary volume %s could not be removed (%s); a rerun '
+                            'removes it' % (message, self._temp, problem))
 
     def _check_space(self, vol, need):
         """Refuse to delete the old volume when the pool cannot hold the copy of the new image.

@@ -23,7 +23,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._storage import fet
 from ansible_collections.virtkit.guests.plugins.module_utils._storage import volume as V
 
 from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._storage.test_reimport import (
-    GIB, NEW, NEW_T, _cut_upload_after, _make, _names, _raw_image, ops, record, run, spec, temp,
+    GIB, NEW, NEW_T, _Lookups, _cut_upload_after, _make, _names, _raw_image, ops, record, run, spec, temp,
 )
 
 PATH = '/srv/images/disk.qcow2'
@@ -55,6 +55,15 @@ def test_an_interrupted_import_is_deleted_and_imported_again(reimport):
     # Another image is wanted now: the half-done volume is still ours to replace.
     other = V.build_plan(spec(checksum='sha256:' + 'c' * 64), partial(importing()), {'checksum': ('sha256', 'c' * 64)})
     assert ops(other) == ['drop_incomplete', 'import_image']
+
+
+@pytest.mark.parametrize('reimport', [False, True])
+def test_an_interrupted_import_a_running_guest_uses_is_not_deleted(reimport):
+    with pytest.raises(VirtkitError, match='refusing to delete the volume of an interrupted import: the running '
+                                           'guest web1 uses it'):
+        V.build_plan(spec(reimport=reimport), partial(importing()), {'checksum': NEW_T, 'users': ['web1']})
+    with pytest.raises(VirtkitError, match='the running guests a, b use it'):
+        V.build_plan(spec(reimport=reimport), partial(importing()), {'checksum': NEW_T, 'users': ['a', 'b']})
 
 
 def test_an_interrupted_copy_beside_a_verified_temporary_volume_is_restored():
@@ -132,15 +141,18 @@ def first_import(request, system_pool, tmp_path):
         with open(case.target, 'rb') as handle:
             assert handle.read() == image.read_bytes()
         assert record_now().get('state') is None, 'the record is complete'
-        # The no-op rerun makes no extra libvirt round trip (no pool XML, no volume path).
+        # The no-op rerun makes no extra libvirt round trip (no pool XML, no volume path, no
+        # lookup of a temporary volume that has no record).
         lv = _libvirt.libvirt
         with pytest.MonkeyPatch.context() as mp:
+            lookups = _Lookups(mp)
             mp.setattr(lv.virStoragePool, 'XMLDesc', lambda *a: pytest.fail('pool XML read on a no-op rerun'))
             mp.setattr(lv.virStorageVol, 'path', lambda *a: pytest.fail('volume path read on a no-op rerun'))
             mp.setattr(_storage, 'stream_send', lambda *a, **k: pytest.fail('uploaded on a no-op rerun'))
             again = run(conn, pool, **case.args)
             assert not again['changed'] and again['actions'] == [] and 'warnings' not in again
             assert not run(conn, pool, check=True, **case.args)['changed']
+            assert lookups.names == ['vol.img'] * 4, 'one lookup to read the volume, one to report it'
 
     case.record = record_now
     case.converged = converged
@@ -347,3 +359,31 @@ def test_a_kill_during_the_copy_of_a_reimport_is_redone_by_the_rerun(test_conn, 
             vol = conn.volume(pool, vname)
             if vol is not None:
                 vol.delete(0)
+
+
+def test_an_interrupted_import_a_running_guest_uses_is_refused_before_anything_changes(test_conn, tmp_path):
+    """The guest may have been given the half-imported volume since: it is not deleted under it."""
+    import uuid
+    from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._storage.test_reimport import _args
+    conn, pool = test_conn, test_conn.pool('default-pool')
+    name = 'vk-unit-used-%s.img' % uuid.uuid4().hex[:8]
+    cache = str(tmp_path)
+    vol = pool.createXML(_storage.volume_xml_text(name, 1024 ** 2, 'raw'), 0)
+    F.write_record(cache, pool.UUIDString(), name, importing(path=vol.path(), capacities=[1024 ** 2]))
+    guest = 'vk-unit-%s' % uuid.uuid4().hex[:8]
+    dom = conn.conn.createXML(
+        "<domain type='test'><name>%s</name><memory>1024</memory><os><type>hvm</type></os><devices><disk "
+        "type='file' device='disk'><source file='%s'/><target dev='vda'/></disk></devices></domain>"
+        % (guest, vol.path()), 0)
+    try:
+        for reimport in (False, True):
+            for check in (True, False):
+                with pytest.raises(VirtkitError) as err:
+                    run(conn, 'default-pool', check=check, **_args(name, cache, reimport=reimport))
+                assert str(err.value) == ('default-pool/%s: refusing to delete the volume of an interrupted import: '
+                                          'the running guest %s uses it (nothing was changed)' % (name, guest))
+        assert name in _names(conn, pool)
+        assert F.read_record(cache, pool.UUIDString(), name)['state'] == V.IMPORTING
+    finally:
+        dom.destroy()
+        vol.delete(0)

@@ -83,7 +83,8 @@ def test_a_verified_leftover_with_the_wanted_checksum_is_reused():
 
 @pytest.mark.parametrize('leftover', [
     temp(checksum='sha256:' + 'c' * 64),          # another image
-    temp(verified=False),                         # no record: an upload that was cut off
+    V.Current(True, 'raw', GIB, 4096, '/srv/images/' + TEMP, None,   # an upload that was cut off
+              {'state': V.IMPORTING, 'path': '/srv/images/' + TEMP, 'capacities': [GIB]}),
     V.Current(True, 'raw', GIB, 999, '/srv/images/' + TEMP, None,
               record(NEW, '/srv/images/' + TEMP, physical=300000, verified=True)),  # changed since
     V.Current(True, 'raw', GIB, 300000, '/srv/images/' + TEMP, None,
@@ -116,6 +117,34 @@ def test_a_leftover_beside_a_volume_that_is_already_right_is_deleted():
     warned = V.build_plan(spec(), volume(leftover=temp()), {'checksum': NEW_T})
     assert ops(warned) == [] and 'the temporary volume %s of an interrupted reimport is left too' % TEMP \
         in warned.warnings[0]
+
+
+NOT_OURS = [
+    temp(verified=False),                                                        # no record at all
+    V.Current(True, 'raw', GIB, 300000, '/srv/images/' + TEMP, None,
+              record(NEW, '/srv/other/' + TEMP, verified=True)),                 # another path
+    V.Current(True, 'raw', 2 * GIB, 4096, '/srv/images/' + TEMP, None,          # another capacity
+              {'state': V.IMPORTING, 'path': '/srv/images/' + TEMP, 'capacities': [GIB]}),
+    V.Current(True, 'raw', GIB, 4096, '/srv/images/' + TEMP, None,              # a path never confirmed
+              {'state': V.IMPORTING, 'path': None, 'capacities': [GIB]}),
+]
+
+
+@pytest.mark.parametrize('leftover', NOT_OURS)
+def test_a_temporary_volume_not_proven_ours_is_never_deleted(leftover):
+    assert not V.temp_ours(leftover)
+    warning = ('images/disk.qcow2: a volume named %s exists but no import record of this module matches it; left '
+               'alone (delete it yourself if it is not needed)' % TEMP)
+    absent = V.build_plan(spec(state='absent'), volume(leftover=leftover), {})
+    assert ops(absent) == ['delete'] and absent.warnings == [warning]
+    missing = V.build_plan(spec(), V.Current(temp=leftover), {'checksum': NEW_T})
+    assert ops(missing) == ['import_image'] and missing.warnings == [warning]
+    right = V.build_plan(spec(reimport=True), volume(checksum=NEW, leftover=leftover), {'checksum': NEW_T})
+    assert ops(right) == [] and right.warnings == [warning]
+    with pytest.raises(VirtkitError) as err:  # the reimport needs the name: refused before anything changes
+        V.build_plan(spec(reimport=True), volume(leftover=leftover), {'checksum': NEW_T})
+    assert str(err.value) == ('images/disk.qcow2: refusing to reimport: a volume named %s exists but no import '
+                              'record of this module matches it; delete it first (nothing was changed)' % TEMP)
 
 
 def test_absent_deletes_the_leftover_too():
@@ -336,6 +365,94 @@ def test_a_volume_a_running_guest_uses_is_refused_before_anything_changes(test_p
         dom.destroy()
 
 
+class _Lookups:
+    """Counts the volume lookups (storageVolLookupByName) libvirt is asked for, by name."""
+
+    def __init__(self, monkeypatch):
+        self.names = []
+        lv = _libvirt.libvirt
+        real = lv.virStoragePool.storageVolLookupByName
+
+        def counted(pool, name):
+            self.names.append(name)
+            return real(pool, name)
+
+        monkeypatch.setattr(lv.virStoragePool, 'storageVolLookupByName', counted)
+
+
+def test_no_op_and_absent_runs_do_not_look_for_a_temporary_volume_without_a_record(test_pool, tmp_path, monkeypatch):
+    conn, pool, name = test_pool
+    cache = str(tmp_path)
+    _make(conn, pool, name, cache, NEW)
+    lookups = _Lookups(monkeypatch)
+    for check in (False, True):
+        assert not run(conn, 'default-pool', check=check, **_args(name, cache))['changed']
+    assert lookups.names == [name] * 4, 'one lookup to read the volume, one to report it'
+    conn.volume(pool, name).delete(0)
+    del lookups.names[:]
+    assert not run(conn, 'default-pool', **_args(name, cache, state='absent'))['changed']
+    assert lookups.names == [name]
+    # With a record, the temporary volume is looked up; a record without its volume is discarded.
+    F.write_record(cache, pool.UUIDString(), V.temp_name(name), {'state': V.IMPORTING, 'path': '/x', 'capacities': [1]})
+    del lookups.names[:]
+    assert not run(conn, 'default-pool', check=True, **_args(name, cache, state='absent'))['changed']
+    assert lookups.names == [name, V.temp_name(name)]
+    assert F.read_record(cache, pool.UUIDString(), V.temp_name(name)) is not None, 'check mode changes nothing'
+    assert not run(conn, 'default-pool', **_args(name, cache, state='absent'))['changed']
+    assert F.read_record(cache, pool.UUIDString(), V.temp_name(name)) is None
+
+
+@pytest.fixture
+def new_image(tmp_path):
+    image = tmp_path / 'new.img'
+    return str(image), _raw_image(image, 1, b'new')
+
+
+def test_a_temporary_volume_someone_else_made_is_left_alone(test_pool, tmp_path, new_image):
+    """No record: the reimport is not told about it; the create fails and the volume stays."""
+    conn, pool, name = test_pool
+    cache = str(tmp_path / 'cache')
+    image, checksum = new_image
+    _make(conn, pool, name, cache, OLD)
+    pool.createXML(_storage.volume_xml_text(V.temp_name(name), 4096, 'raw'), 0)  # not ours: no record
+    with pytest.raises(VirtkitError) as err:
+        run(conn, 'default-pool', **_args(name, cache, import_from=image, checksum=checksum))
+    assert str(err.value).endswith('; the volume is unchanged; a volume named %s exists that this module cannot '
+                                   'prove it made: it is left alone, delete it to reimport' % V.temp_name(name))
+    assert 'create volume failed' in str(err.value)
+    assert {name, V.temp_name(name)} <= _names(conn, pool), 'never deleted'
+    assert F.read_record(cache, pool.UUIDString(), V.temp_name(name)) is None
+    assert F.read_record(cache, pool.UUIDString(), name)['checksum'] == OLD
+
+
+def test_the_temporary_volume_is_ours_from_before_it_is_created(test_pool, tmp_path, new_image, monkeypatch):
+    """Interrupted while libvirt creates the temporary volume: its "importing" record proves it ours."""
+    conn, pool, name = test_pool
+    cache = str(tmp_path / 'cache')
+    image, checksum = new_image
+    _make(conn, pool, name, cache, OLD)
+    lv = _libvirt.libvirt
+    real = lv.virStoragePool.createXML
+
+    def created_then_interrupted(self, xml, flags=0):
+        real(self, xml, flags)
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(lv.virStoragePool, 'createXML', created_then_interrupted)
+    args = _args(name, cache, import_from=image, checksum=checksum)
+    with pytest.raises(KeyboardInterrupt):
+        run(conn, 'default-pool', **args)
+    monkeypatch.undo()
+    rec = F.read_record(cache, pool.UUIDString(), V.temp_name(name))
+    assert rec['state'] == V.IMPORTING and rec['path'] == conn.volume(pool, V.temp_name(name)).path()
+    assert rec['capacities'] == [1024 ** 2]
+    checked = run(conn, 'default-pool', check=True, **args)
+    assert [a['action'] for a in checked['actions']] == ['drop_temp', 'import_temp', 'replace']
+    gone = run(conn, 'default-pool', **_args(name, cache, state='absent'))
+    assert [a['action'] for a in gone['actions']] == ['delete', 'drop_temp']
+    assert _names(conn, pool) & {name, V.temp_name(name)} == set()
+
+
 # ------------------------------------------------------------------ real libvirtd: uploads
 
 def _raw_image(path, mib=3, seed=b'old'):
@@ -429,11 +546,17 @@ def test_a_verification_mismatch_keeps_the_old_volume(reimport_case, monkeypatch
     case.intact()
 
 
-def test_a_killed_upload_leaves_a_partial_temporary_volume_that_the_rerun_replaces(reimport_case):
-    """A SIGKILL mid-upload runs no cleanup: the partial temporary volume has no record."""
+def test_a_killed_upload_leaves_a_partial_temporary_volume_that_the_rerun_replaces(reimport_case, monkeypatch):
+    """A SIGKILL mid-upload runs no cleanup: the partial temporary volume keeps its "importing" record."""
     case = reimport_case
-    partial = case.conn.pool(case.pool).createXML(_storage.volume_xml_text('vol.img.virtkit-reimport', 4096), 0)
-    assert partial is not None
+    monkeypatch.setattr(V.VolumeManager, '_discard_import', lambda self, name, vol: None)
+    _cut_upload_after(monkeypatch, 1024 * 1024, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        run(case.conn, case.pool, **case.args)
+    monkeypatch.undo()
+    assert sorted(os.listdir(case.path)) == ['vol.img', 'vol.img.virtkit-reimport']
+    rec = F.read_record(case.cache, case.conn.pool(case.pool).UUIDString(), 'vol.img.virtkit-reimport')
+    assert rec['state'] == V.IMPORTING and rec['path'] == os.path.join(case.path, 'vol.img.virtkit-reimport')
     checked = run(case.conn, case.pool, check=True, **case.args)
     assert [a['action'] for a in checked['actions']] == ['drop_temp', 'import_temp', 'replace']
     done = run(case.conn, case.pool, **case.args)
