@@ -23,7 +23,8 @@ from ansible_collections.virtkit.guests.plugins.module_utils._storage import fet
 from ansible_collections.virtkit.guests.plugins.module_utils._storage import volume as V
 
 from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._storage.test_reimport import (
-    GIB, NEW, NEW_T, _Lookups, _cut_upload_after, _make, _names, _raw_image, ops, record, run, spec, temp,
+    GIB, NEW, NEW_T, _Lookups, _cut_upload_after, _interrupt_after_create, _make, _names, _raw_image, ops, record,
+    run, spec, temp,
 )
 
 PATH = '/srv/images/disk.qcow2'
@@ -194,14 +195,7 @@ def test_a_verification_mismatch_removes_the_volume(first_import, monkeypatch):
 def test_an_interrupted_create_keeps_the_record_that_proves_the_volume_ours(first_import, monkeypatch):
     """Interrupted while libvirt creates the volume: it may exist, and the record says it is ours."""
     case = first_import
-    lv = _libvirt.libvirt
-    real = lv.virStoragePool.createXML
-
-    def created_then_interrupted(self, xml, flags=0):
-        real(self, xml, flags)
-        raise KeyboardInterrupt()
-
-    monkeypatch.setattr(lv.virStoragePool, 'createXML', created_then_interrupted)
+    _interrupt_after_create(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(case.conn, case.pool, **case.args)
     monkeypatch.undo()

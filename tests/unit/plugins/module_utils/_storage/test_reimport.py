@@ -431,14 +431,7 @@ def test_the_temporary_volume_is_ours_from_before_it_is_created(test_pool, tmp_p
     cache = str(tmp_path / 'cache')
     image, checksum = new_image
     _make(conn, pool, name, cache, OLD)
-    lv = _libvirt.libvirt
-    real = lv.virStoragePool.createXML
-
-    def created_then_interrupted(self, xml, flags=0):
-        real(self, xml, flags)
-        raise KeyboardInterrupt()
-
-    monkeypatch.setattr(lv.virStoragePool, 'createXML', created_then_interrupted)
+    _interrupt_after_create(monkeypatch)
     args = _args(name, cache, import_from=image, checksum=checksum)
     with pytest.raises(KeyboardInterrupt):
         run(conn, 'default-pool', **args)
@@ -490,6 +483,17 @@ def reimport_case(system_pool, tmp_path):
 
     case.intact = intact
     return case
+
+
+def _interrupt_after_create(monkeypatch):
+    """Make the next volume creation a kill right after libvirt created the volume."""
+    real = _libvirt.libvirt.virStoragePool.createXML
+
+    def created_then_interrupted(self, xml, flags=0):
+        real(self, xml, flags)
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(_libvirt.libvirt.virStoragePool, 'createXML', created_then_interrupted)
 
 
 def _cut_upload_after(monkeypatch, nbytes, exc):
