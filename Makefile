@@ -58,6 +58,9 @@ testroot:
 	  --exclude __pycache__ --exclude .pytest_cache --exclude '*.py[co]' --exclude '*.tar.gz' \
 	  $(ROOT)/ $(TESTROOT)/
 	@[ -d $(TESTROOT)/.git ] || git -C $(TESTROOT) init -q
+	@# The older ansible-cores (scripts/setup-host.sh cores) where a checkout has them, for the
+	@# targets that run with each (ansible-test passes no environment such as VIRTKIT_BUILD).
+	@mkdir -p $(TESTROOT)/.build && ln -sfn $(abspath $(BUILD))/cores $(TESTROOT)/.build/cores
 
 test: setup
 	$(MAKE) sanity
