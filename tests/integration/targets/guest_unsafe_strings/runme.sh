@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # No template from a guest, on every ansible-core that meta/runtime.yml admits: a shut-off tiny
 # domain and a running busybox container hold "{{ 'INJECTED-' ~ (6 * 7) }}" in their name,
-# metadata (owner, groups, another key), description, lxc.group and
-# lxc.uts.name. Then, with ansible-core 2.17 and 2.18 (the virtualenvs scripts/setup-host.sh
-# cores makes in $VIRTKIT_BUILD/cores) and the default one (2.19+):
+# metadata (owner, groups, another key), lxc.group and lxc.uts.name. Then, with ansible-core
+# 2.17 and 2.18 (the virtualenvs of scripts/setup-host.sh cores) and the default one (2.19+):
 #  - a play on the guest_inventory plugin prints and asserts every such field (the template
 #    itself, never its value), also through compose and hostvars;
 #  - the guests role (guest_fleet + add_host) converges the container, and a play on the added
@@ -30,7 +29,7 @@ cores_dir() {
 }
 CORES=$(cores_dir)
 WORK=/tmp/vk-unsafe-strings
-LOG=$(mktemp -d /tmp/vk-unsafe-logs.XXXXXX)
+LOG=
 export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 
 cleanup() {  # every domain and container named vk-unsafe-* (names may hold spaces and braces)
@@ -44,7 +43,7 @@ cleanup() {  # every domain and container named vk-unsafe-* (names may hold spac
     [ -n "$name" ] || continue
     lxc-destroy -f -n "$name" >/dev/null 2>&1 || echo "cleanup: could not destroy $name"
   done < <(lxc-ls -1 2>/dev/null | grep '^vk-unsafe-' || true)
-  rm -rf "$WORK" "$LOG"
+  rm -rf "$WORK" ${LOG:+"$LOG"}
 }
 trap cleanup EXIT
 cleanup
