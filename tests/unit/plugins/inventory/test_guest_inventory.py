@@ -16,6 +16,8 @@ import sys
 
 import pytest
 
+from ansible_collections.virtkit.guests.tests.unit.helpers import render, trusted
+
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 NODE_URI = 'test://' + os.path.join(FIXTURES, 'node.xml')
 
@@ -218,22 +220,6 @@ def _populated(guests, compose=None, keyed_groups=None):
     return plugin.inventory
 
 
-def _trusted(text):
-    """Text as core holds what it read from a playbook or an inventory file (trusted on 2.19+)."""
-    from ansible_collections.virtkit.guests.plugins.plugin_utils import _untrusted
-    if _untrusted.DATA_TAGGING:
-        from ansible.template import trust_as_template
-        return trust_as_template(text)
-    return text
-
-
-def _render(expression, variables):
-    """``{{ expression }}`` as a play renders it."""
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-    return Templar(loader=DataLoader(), variables=variables).template(_trusted('{{ %s }}' % expression))
-
-
 def test_the_records_hold_the_templates_read_from_the_guest():
     vm, ct = _guest_records()
     assert [(a['address'], a['interface'], a['source']) for a in vm['addresses']] == [('10.1.0.5', IFNAME, 'agent')]
@@ -243,28 +229,28 @@ def test_the_records_hold_the_templates_read_from_the_guest():
 
 def test_host_vars_from_agent_output_and_container_config_stay_literal():
     vm, ct = _guest_records()
-    inventory = _populated([vm, ct], compose={'owner_copy': _trusted('virtkit_metadata.owner')},
-                           keyed_groups=[{'key': _trusted('virtkit_metadata.owner'), 'prefix': 'owner'}])
+    inventory = _populated([vm, ct], compose={'owner_copy': trusted('virtkit_metadata.owner')},
+                           keyed_groups=[{'key': trusted('virtkit_metadata.owner'), 'prefix': 'owner'}])
     name = "vk-{{'INJECTED-'~6*7}}"
     assert sorted(inventory.hosts) == sorted([name, 'vk-web1'])
     host = inventory.get_host(name)
     hv = dict(host.get_vars(), **host.get_magic_vars())
-    assert _render('inventory_hostname', hv) == name
-    assert _render('inventory_hostname_short', hv) == name
-    assert _render('virtkit_name', hv) == name
-    assert _render('virtkit_metadata.owner', hv) == TEMPLATE
-    assert _render('virtkit_metadata', hv)['note'] == TEMPLATE
-    assert _render('virtkit_groups', hv) == ['g' + TEMPLATE, 'web']
-    assert _render('owner_copy', hv) == TEMPLATE
-    assert _render('virtkit_addresses[0].interface', hv) == IFNAME
-    assert _render('virtkit_addresses', hv)[0]['interface'] == IFNAME
-    assert _render('ansible_user', hv) == 'ops'
+    assert render('inventory_hostname', hv) == name
+    assert render('inventory_hostname_short', hv) == name
+    assert render('virtkit_name', hv) == name
+    assert render('virtkit_metadata.owner', hv) == TEMPLATE
+    assert render('virtkit_metadata', hv)['note'] == TEMPLATE
+    assert render('virtkit_groups', hv) == ['g' + TEMPLATE, 'web']
+    assert render('owner_copy', hv) == TEMPLATE
+    assert render('virtkit_addresses[0].interface', hv) == IFNAME
+    assert render('virtkit_addresses', hv)[0]['interface'] == IFNAME
+    assert render('ansible_user', hv) == 'ops'
     ct_vars = inventory.get_host('vk-web1').get_vars()
-    assert _render("virtkit_lxc_config['lxc.uts.name'] | first", ct_vars) == TEMPLATE
-    assert _render("virtkit_lxc_config['lxc.group']", ct_vars) == ['web', 'vk_' + IFNAME]
-    assert _render('virtkit_groups', ct_vars) == ['web', 'vk_' + IFNAME]
-    assert _render('virtkit_addresses[0].interface', ct_vars) == IFNAME
-    assert _render('virtkit_interfaces[0].target', ct_vars) == 'eth0'  # config, not /proc
+    assert render("virtkit_lxc_config['lxc.uts.name'] | first", ct_vars) == TEMPLATE
+    assert render("virtkit_lxc_config['lxc.group']", ct_vars) == ['web', 'vk_' + IFNAME]
+    assert render('virtkit_groups', ct_vars) == ['web', 'vk_' + IFNAME]
+    assert render('virtkit_addresses[0].interface', ct_vars) == IFNAME
+    assert render('virtkit_interfaces[0].target', ct_vars) == 'eth0'  # config, not /proc
     # Group names are sanitized by core: nothing of a template is left in them.
     assert all('{' not in group for group in inventory.groups)
 

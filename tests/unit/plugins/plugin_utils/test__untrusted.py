@@ -9,22 +9,11 @@ Run on every supported core: ``make unit-cores`` runs this file with ansible-cor
 
 from __future__ import annotations
 
-from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar
-
 from ansible_collections.virtkit.guests.plugins.plugin_utils import _untrusted
 from ansible_collections.virtkit.guests.plugins.plugin_utils._untrusted import untrusted
+from ansible_collections.virtkit.guests.tests.unit.helpers import render
 
 TEMPLATE = "{{ 'INJECTED-' ~ (6 * 7) }}"
-
-
-def render(expression, variables):
-    """``{{ expression }}`` as a play's template would be rendered (playbook text is trusted)."""
-    text = '{{ %s }}' % expression
-    if _untrusted.DATA_TAGGING:
-        from ansible.template import trust_as_template
-        text = trust_as_template(text)
-    return Templar(loader=DataLoader(), variables=variables).template(text)
 
 
 def test_the_running_core_is_the_kind_the_helper_thinks():
