@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this machine for virtkit.guests development, tests and the demo.
 #
-#   scripts/setup-host.sh [packages|venv|collection|services|all]
+#   scripts/setup-host.sh [packages|venv|cores|collection|services|all]
 #
 # Idempotent and cheap on rerun: it installs only what is missing and starts only
 # what is not running. Works as root on Debian/Ubuntu, with or without systemd.
@@ -69,6 +69,30 @@ venv() {
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   timeout 1200 "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
   echo "$want" > "$stamp"
+}
+
+# The oldest ansible-core releases meta/runtime.yml admits, each in its own virtualenv
+# ($BUILD/cores/<X.Y>, latest patch release, with the controller's Python requirements and
+# pytest), for the tests that must hold on every supported core (tests/integration/targets/
+# guest_unsafe_strings, make unit-cores). The default venv has the newest core.
+CORES=(2.17 2.18)
+
+cores() {
+  local v dir stamp want
+  for v in "${CORES[@]}"; do
+    dir="$BUILD/cores/$v"
+    stamp="$dir/.virtkit-requirements"
+    want=$( { echo "ansible-core $v"; cat "$ROOT/requirements.txt"; } | sha256sum | cut -d' ' -f1)
+    if [ -x "$dir/bin/ansible-playbook" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+      continue
+    fi
+    log "creating the ansible-core $v virtualenv $dir"
+    [ -x "$dir/bin/python" ] || "$PYTHON" -m venv "$dir"
+    # requirements.txt names ansible-core>=2.17; the second requirement pins the series.
+    timeout 1200 "$dir/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.txt" \
+      "ansible-core>=$v.0,<${v%.*}.$(( ${v#*.} + 1 ))" pytest
+    echo "$want" > "$stamp"
+  done
 }
 
 collection() {
@@ -215,8 +239,9 @@ services() {
 case "${1:-all}" in
   packages) packages ;;
   venv) venv ;;
+  cores) cores ;;
   collection) collection ;;
   services) services ;;
-  all) packages; subids; venv; collection; services ;;
-  *) die "usage: $0 [packages|venv|collection|services|all]" ;;
+  all) packages; subids; venv; cores; collection; services ;;
+  *) die "usage: $0 [packages|venv|cores|collection|services|all]" ;;
 esac

@@ -32,8 +32,11 @@ description:
     (the C(groups) key of the metadata C(virtkit.guests.libvirt_domain) stores, as a list or a
     comma-separated string; a container's C(lxc.group) values), plus those made by O(groups) and
     O(keyed_groups)."
-  - Strings read from the guests (names, metadata) are not trusted as templates, so a guest's metadata
-    cannot make the controller evaluate a template.
+  - Strings read from the guests (names, metadata, declared groups, guest-agent interface names and
+    addresses, container config values) are never templates, on every supported ansible-core
+    (marked unsafe on 2.17 and 2.18; untrusted by core's data tagging on 2.19 and newer), so a guest
+    cannot make the controller evaluate a template. Values of O(hypervisors[].vars) and O(compose) are
+    the inventory file's own and are templated as usual.
 author:
   - virtkit.guests developers (!UNKNOWN)
 requirements:
@@ -211,6 +214,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.virtkit.guests.plugins.module_utils import _inventory
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
+from ansible_collections.virtkit.guests.plugins.plugin_utils._untrusted import untrusted
 
 display = Display()
 
@@ -309,13 +313,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         data = []
         for label, source, guests in collected:
             full = dict(source, vars=(sources.get(label) or {}).get('vars'))
-            data.append((label, full, guests))
+            # Everything a guest record holds was read from the guest (names, metadata, groups,
+            # agent interface names, container config): never a template, on every core. The
+            # options and hypervisors[].vars are the user's own and keep their templates.
+            data.append((label, full, untrusted(guests)))
         hosts, clashes = _inventory.plan_hosts(data, options)
         for name, hypervisor in clashes:
             display.warning('virtkit.guests.guest_inventory: more than one guest is named %s; the one on %s '
                             'is listed as %s.%s' % (name, hypervisor, name, hypervisor))
         strict = self.get_option('strict')
         for name, hvars, groups in hosts:
+            name = untrusted(name)  # a guest's name, maybe made unique with the hypervisor's
             self.inventory.add_host(name)
             for group in groups:
                 group = self.inventory.add_group(self._sanitize_group_name(group))

@@ -135,3 +135,20 @@ RICH = dict(
         {'xpath': '/domain/clock/@offset', 'value': 'utc'},                             # created attribute
     ],
 )
+
+
+def trusted(text):
+    """Text as ansible-core holds what it read from a playbook or an inventory file: trusted as a
+    template on 2.19+ (data tagging); any string is one on 2.17/2.18."""
+    from ansible_collections.virtkit.guests.plugins.plugin_utils import _untrusted
+    if _untrusted.DATA_TAGGING:
+        from ansible.template import trust_as_template
+        return trust_as_template(text)
+    return text
+
+
+def render(expression, variables):
+    """``{{ expression }}`` rendered with ``variables`` as a play's template is, on the running core."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    return Templar(loader=DataLoader(), variables=variables).template(trusted('{{ %s }}' % expression))

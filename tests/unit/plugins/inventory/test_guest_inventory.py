@@ -16,6 +16,8 @@ import sys
 
 import pytest
 
+from ansible_collections.virtkit.guests.tests.unit.helpers import render, trusted
+
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 NODE_URI = 'test://' + os.path.join(FIXTURES, 'node.xml')
 
@@ -138,6 +140,129 @@ cache_timeout: 600
     node.write_text(node.read_text().replace('<name>web1</name>', '<name>web9</name>'))
     second, _err = listing(tmp_path, config)
     assert sorted(first['_meta']['hostvars']) == sorted(second['_meta']['hostvars']) == ['db1', 'web1']
+    _rc, usage, _err = run_inventory(tmp_path, config, '--help')
+    if '--flush-cache' not in usage:  # ansible-inventory has it from ansible-core 2.19 on
+        return
     rc, out, err = run_inventory(tmp_path, config, '--list', '--flush-cache')
     assert rc == 0, err
     assert sorted(plain(json.loads(out))['_meta']['hostvars']) == ['db1', 'web9']
+
+
+# ---------------------------------------------------------------- strings from guests are data
+
+TEMPLATE = "{{ 'INJECTED-' ~ (6 * 7) }}"
+IFNAME = '{{7*6}}'  # fits an interface name (no blanks, 15 characters at most)
+# dom.interfaceAddresses(VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT) of a guest whose agent
+# reports a renamed NIC (captured shape: qemu-guest-agent on Debian 12, names replaced).
+AGENT_OUTPUT = {
+    'lo': {'hwaddr': '00:00:00:00:00:00', 'addrs': [{'type': 0, 'addr': '127.0.0.1', 'prefix': 8}]},
+    IFNAME: {'hwaddr': '52:54:00:aa:00:01', 'addrs': [
+        {'type': 0, 'addr': '10.1.0.5', 'prefix': 16},
+        {'type': 1, 'addr': 'fe80::5054:ff:feaa:1', 'prefix': 64}]},
+}
+DOMAIN_XML = """<domain type='kvm'><name>vk-{{'INJECTED-'~6*7}}</name><uuid>u1</uuid>
+  <title>%(t)s</title><description>%(t)s</description>
+  <memory>1048576</memory><vcpu>1</vcpu>
+  <metadata><virtkit:guest xmlns:virtkit='https://virtkit.dev/xmlns/guests/1'>
+    <virtkit:var name='owner'>%(t)s</virtkit:var>
+    <virtkit:var name='note'>%(t)s</virtkit:var>
+    <virtkit:var name='groups' type='list'><virtkit:item>g%(t)s</virtkit:item><virtkit:item>web</virtkit:item></virtkit:var>
+  </virtkit:guest></metadata>
+  <os><type>hvm</type></os><devices>
+  <interface type='bridge'><mac address='52:54:00:aa:00:01'/><source bridge='br0'/><target dev='vnet4'/></interface>
+  <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0' state='connected'/></channel>
+  </devices></domain>""" % {'t': TEMPLATE.replace("'", '&apos;')}
+
+
+class AgentDomain:
+    """A running domain whose guest agent answers with AGENT_OUTPUT."""
+
+    def interfaceAddresses(self, source, flags):  # pylint: disable=invalid-name,unused-argument
+        return AGENT_OUTPUT
+
+
+def _guest_records():
+    """A VM record read through the agent path and a container record from captured LXC output
+    (lxc.group, lxc.uts.name and the interface name in /proc/<pid>/net hold templates)."""
+    from ansible_collections.virtkit.guests.plugins.module_utils import _inventory
+    from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
+    dom = AgentDomain()
+    vm = _inventory.libvirt_guest(parse(DOMAIN_XML, 'test'), 'running', False, ['lease', 'agent'],
+                                  lambda network: {}, lambda source: _inventory._domain_addresses(dom, source))
+    with open(os.path.join(FIXTURES, 'remote-lxc.txt')) as handle:
+        text = handle.read()
+    head, proc = text.split('@@virtkit@@ proc vk-web1 route', 1)
+    head = head.replace('lxc.group = edge', 'lxc.group = vk_%s' % IFNAME).replace(
+        'lxc.uts.name = "vk-web1"', 'lxc.uts.name = %s' % TEMPLATE)
+    text = head + '@@virtkit@@ proc vk-web1 route' + proc.replace('eth0', IFNAME)
+    ls_text, configs, procs, _path = _inventory.parse_remote(text)
+    containers = _inventory.lxc_guests(ls_text, configs.get, lambda n, f: procs.get(n, {}).get(f), '/var/lib/lxc')
+    return vm, [c for c in containers if c['name'] == 'vk-web1'][0]
+
+
+def _populated(guests, compose=None, keyed_groups=None):
+    """The plugin's _populate with its options set directly (no plugin loader needed)."""
+    from ansible.inventory.data import InventoryData
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    from ansible_collections.virtkit.guests.plugins.inventory.guest_inventory import InventoryModule
+    plugin = InventoryModule()
+    plugin.inventory = InventoryData()
+    plugin.loader = DataLoader()
+    plugin.templar = Templar(loader=plugin.loader)
+    plugin._options = {  # pylint: disable=protected-access
+        'preferred_networks': [], 'host_name': 'name', 'include': [], 'exclude': [], 'states': [],
+        'kvm_connection': 'ssh', 'lxc_connection': 'virtkit.guests.lxc', 'strict': False,
+        'compose': compose or {}, 'groups': {}, 'keyed_groups': keyed_groups or [],
+        'use_extra_vars': False, 'leading_separator': True}
+    source = {'uri': 'qemu:///system', 'lxc': True, 'vars': {'ansible_user': 'ops'}}
+    plugin._populate([('hv1', dict(source), guests)], {'hv1': source})  # pylint: disable=protected-access
+    return plugin.inventory
+
+
+def test_the_records_hold_the_templates_read_from_the_guest():
+    vm, ct = _guest_records()
+    assert [(a['address'], a['interface'], a['source']) for a in vm['addresses']] == [('10.1.0.5', IFNAME, 'agent')]
+    assert vm['name'] == "vk-{{'INJECTED-'~6*7}}" and vm['metadata']['owner'] == TEMPLATE
+    assert ct['addresses'][0]['interface'] == IFNAME and ct['lxc_config']['lxc.uts.name'] == [TEMPLATE]
+
+
+def test_host_vars_from_agent_output_and_container_config_stay_literal():
+    vm, ct = _guest_records()
+    inventory = _populated([vm, ct], compose={'owner_copy': trusted('virtkit_metadata.owner')},
+                           keyed_groups=[{'key': trusted('virtkit_metadata.owner'), 'prefix': 'owner'}])
+    name = "vk-{{'INJECTED-'~6*7}}"
+    assert sorted(inventory.hosts) == sorted([name, 'vk-web1'])
+    host = inventory.get_host(name)
+    hv = dict(host.get_vars(), **host.get_magic_vars())
+    assert render('inventory_hostname', hv) == name
+    assert render('inventory_hostname_short', hv) == name
+    assert render('virtkit_name', hv) == name
+    assert render('virtkit_metadata.owner', hv) == TEMPLATE
+    assert render('virtkit_metadata', hv)['note'] == TEMPLATE
+    assert render('virtkit_groups', hv) == ['g' + TEMPLATE, 'web']
+    assert render('owner_copy', hv) == TEMPLATE
+    assert render('virtkit_addresses[0].interface', hv) == IFNAME
+    assert render('virtkit_addresses', hv)[0]['interface'] == IFNAME
+    assert render('ansible_user', hv) == 'ops'
+    ct_vars = inventory.get_host('vk-web1').get_vars()
+    assert render("virtkit_lxc_config['lxc.uts.name'] | first", ct_vars) == TEMPLATE
+    assert render("virtkit_lxc_config['lxc.group']", ct_vars) == ['web', 'vk_' + IFNAME]
+    assert render('virtkit_groups', ct_vars) == ['web', 'vk_' + IFNAME]
+    assert render('virtkit_addresses[0].interface', ct_vars) == IFNAME
+    assert render('virtkit_interfaces[0].target', ct_vars) == 'eth0'  # config, not /proc
+    # Group names are sanitized by core: nothing of a template is left in them.
+    assert all('{' not in group for group in inventory.groups)
+
+
+def test_the_hypervisors_own_vars_keep_their_templates():
+    """hypervisors[].vars come from the inventory file (the user's): they are not made literal."""
+    vm, _ct = _guest_records()
+    inventory = _populated([vm])
+    host = inventory.get_host("vk-{{'INJECTED-'~6*7}}")
+    value = host.get_vars()['ansible_user']
+    from ansible_collections.virtkit.guests.plugins.plugin_utils import _untrusted
+    if not _untrusted.DATA_TAGGING:
+        from ansible.utils.unsafe_proxy import AnsibleUnsafe
+        assert not isinstance(value, AnsibleUnsafe)
+        assert isinstance(host.get_vars()['virtkit_metadata']['owner'], AnsibleUnsafe)
