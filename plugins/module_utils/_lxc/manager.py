@@ -175,6 +175,53 @@ def mount_start_error(log_text, mounts, path_kind=host_path_kind):
     return None
 
 
+def rootfs_dir(config_text):
+    """The directory of a container's root file system when it is a plain directory on the host
+    (the dir or btrfs backing store), else None (lvm, zfs, loop, overlay: not readable here)."""
+    path = LxcConfig.parse(config_text or '').first('lxc.rootfs.path') or ''
+    for prefix in ('dir:', 'btrfs:'):
+        if path.startswith(prefix):
+            path = path[len(prefix):]
+    return path if path.startswith('/') and os.path.isdir(path) else None
+
+
+def rootfs_path_kind(rootfs, path, max_links=40):
+    """What ``path`` (inside the container) is in the root file system directory ``rootfs``, its
+    symlinks resolved inside that root as they are in the container: 'dir', 'file', None (it does
+    not exist) or 'unknown' (cannot be told: unreadable, a file in the middle, a symlink loop)."""
+    todo = [p for p in path.split('/') if p not in ('', '.')]
+    done = []
+    mode = stat.S_IFDIR
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        if part == '..':
+            done = done[:-1]
+            continue
+        full = os.path.join(rootfs, *(done + [part]))
+        try:
+            mode = os.lstat(full).st_mode
+        except OSError as err:
+            return None if err.errno == errno.ENOENT else 'unknown'
+        if stat.S_ISLNK(mode):
+            links += 1
+            try:
+                link = os.readlink(full)
+            except OSError:
+                return 'unknown'
+            if links > max_links:
+                return 'unknown'
+            if link.startswith('/'):
+                done = []
+            todo = [p for p in link.split('/') if p not in ('', '.')] + todo
+            mode = stat.S_IFDIR
+            continue
+        if todo and not stat.S_ISDIR(mode):
+            return 'unknown'
+        done.append(part)
+    return 'dir' if stat.S_ISDIR(mode) else 'file'
+
+
 # ------------------------------------------------------------ local rootfs tarballs
 # A tarball becomes a container through LXC's own ``local`` template, which takes a
 # metadata tarball (the distribution config) and the rootfs (both xz-compressed).
@@ -717,6 +764,32 @@ class ContainerManager:
                 if link and not os.path.exists('/sys/class/net/%s' % link):
                     raise VirtkitError('%s: networks[%d].link %s does not exist on the host, so the container '
                                        'cannot start (for lxcbr0 run /usr/libexec/lxc/lxc-net start)' % (name, i, link))
+            self.check_mount_targets(spec, current)
+
+    def check_mount_targets(self, spec, current):
+        """Refuse, before anything changes, a start that the mounts would make fail: a target missing
+        in the root file system with create false, or one of the other type than its source. Only
+        for an existing container whose rootfs is a directory here; the rest LXC reports at start."""
+        rootfs = rootfs_dir(current.config_text) if current.exists else None
+        if rootfs is None:
+            return
+        noun = {'dir': 'directory', 'file': 'file'}
+        for m in spec.mounts:
+            if m.get('optional'):
+                continue
+            where, target = 'mounts[%d]' % m['index'], '/' + m['path']
+            found = rootfs_path_kind(rootfs, m['path'])
+            source = self.path_kind(m['source'])
+            if found is None and not m['creates']:
+                raise VirtkitError('%s: %s.target: %s does not exist in the container\'s root file system and %s.create '
+                                   'is false, so the container cannot start; set %s.create: %s (or leave create out), '
+                                   'make %s in %s, or set %s.optional: true'
+                                   % (spec.name, where, target, where, where, source or 'dir', target, rootfs, where))
+            if found in noun and source in noun and found != source:
+                raise VirtkitError('%s: %s.target: %s is a %s in the container but the source %s is a %s, so the '
+                                   'container cannot start; choose a %s.target that is free or a %s, or set '
+                                   '%s.optional: true' % (spec.name, where, target, noun[found], m['source'],
+                                                          noun[source], where, noun[source], where))
 
     # ------------------------------------------------------------ the run
 

@@ -303,3 +303,83 @@ def test_other_start_failures_keep_lxcs_causes():
     text = fixture('lxc-start-error.log')
     assert mount_start_error(text, [], kind) is None
     assert start_errors(text).startswith('No such file or directory - Failed to open "/nonexistent-rootfs"')
+
+
+# ---------------------------------------------------------------- targets checked in the rootfs before a start
+
+def test_rootfs_path_kind_resolves_symlinks_inside_the_root(tmp_path):
+    from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import rootfs_path_kind
+    root = tmp_path / 'rootfs'
+    (root / 'mnt' / 'data').mkdir(parents=True)
+    (root / 'etc').mkdir()
+    (root / 'etc' / 'hostname').write_text('x')
+    os.symlink('/mnt', str(root / 'media'))          # absolute: inside the root, not the host's /mnt
+    os.symlink('../etc/hostname', str(root / 'mnt' / 'name'))
+    os.symlink('loop', str(root / 'loop'))
+    rootfs = str(root)
+    assert rootfs_path_kind(rootfs, 'mnt/data') == 'dir'
+    assert rootfs_path_kind(rootfs, 'etc/hostname') == 'file'
+    assert rootfs_path_kind(rootfs, 'media/data') == 'dir'
+    assert rootfs_path_kind(rootfs, 'media/name') == 'file'
+    assert rootfs_path_kind(rootfs, 'mnt/share') is None
+    assert rootfs_path_kind(rootfs, 'media/share/x') is None
+    assert rootfs_path_kind(rootfs, 'etc/hostname/x') == 'unknown'
+    assert rootfs_path_kind(rootfs, 'loop/x') == 'unknown'
+
+
+def existing(tmp_path, state='STOPPED'):
+    """vk-a in a fake lxc path, its rootfs a real directory with /mnt and /etc/hostname."""
+    fake = FakeLxc(str(tmp_path))
+    cdir = tmp_path / 'vk-a'
+    (cdir / 'rootfs' / 'mnt').mkdir(parents=True)
+    (cdir / 'rootfs' / 'etc').mkdir()
+    (cdir / 'rootfs' / 'etc' / 'hostname').write_text('vk-a\n')
+    config = BUSYBOX.replace('lxc.rootfs.path = ', 'lxc.rootfs.path = dir:%s/rootfs\n#' % cdir)
+    (cdir / 'config').write_text(config)
+    fake.state['vk-a'] = state
+    m = ContainerManager(runner=Runner(str(tmp_path), run=fake), read_file=read_host_file,
+                         layout=cgroup.CgroupLayout(), path_kind=kind)
+    return fake, m, cdir, config
+
+
+@pytest.mark.parametrize('mount,message', [
+    ({'source': '/srv/vk-mnt-probe/dir', 'target': '/mnt/share', 'create': False},
+     "vk-a: mounts[1].target: /mnt/share does not exist in the container's root file system and mounts[1].create is "
+     "false, so the container cannot start; set mounts[1].create: dir (or leave create out), make /mnt/share in "),
+    ({'source': '/srv/vk-mnt-probe/file', 'target': '/etc/app.conf', 'create': 'false'},
+     "vk-a: mounts[1].target: /etc/app.conf does not exist in the container's root file system and mounts[1].create "
+     "is false, so the container cannot start; set mounts[1].create: file (or leave create out)"),
+    ({'source': '/srv/vk-mnt-probe/dir', 'target': '/etc/hostname'},
+     'vk-a: mounts[1].target: /etc/hostname is a file in the container but the source /srv/vk-mnt-probe/dir is a '
+     'directory, so the container cannot start; choose a mounts[1].target that is free or a directory, or set '
+     'mounts[1].optional: true'),
+    ({'source': '/srv/vk-mnt-probe/file', 'target': '/mnt'},
+     'vk-a: mounts[1].target: /mnt is a directory in the container but the source /srv/vk-mnt-probe/file is a file'),
+])
+def test_a_start_the_mounts_would_fail_is_refused_before_anything_changes(tmp_path, mount, message):
+    fake, m, cdir, config = existing(tmp_path)
+    p = {'name': 'vk-a', 'state': 'started', 'mounts': [{'source': '/srv/share', 'target': '/mnt/ok'}, mount]}
+    for check in (True, False):
+        with pytest.raises(VirtkitError) as err:
+            m.run(dict(p), check_mode=check)
+        assert str(err.value).startswith(message) and '\n' not in str(err.value)
+    assert (cdir / 'config').read_text() == config
+    assert [c[0] for c in fake.calls if c[0] != 'lxc-info'] == []
+    # optional: true starts without it (LXC skips a failing optional mount): not refused
+    p['mounts'][1] = dict(mount, optional=True)
+    assert [a['action'] for a in m.run(p, check_mode=True)['actions']] == ['write_config', 'start']
+    # state present does not start the container: the entry is written, nothing refused
+    p['mounts'][1], p['state'] = mount, 'present'
+    assert [a['action'] for a in m.run(p, check_mode=True)['actions']] == ['write_config']
+
+
+def test_existing_targets_and_create_pass_the_check(tmp_path):
+    fake, m, cdir, config = existing(tmp_path)
+    p = {'name': 'vk-a', 'state': 'started',
+         'mounts': [{'source': '/srv/vk-mnt-probe/dir', 'target': '/mnt', 'create': False},
+                    {'source': '/srv/vk-mnt-probe/file', 'target': '/etc/hostname', 'create': False},
+                    {'source': '/srv/vk-mnt-probe/file', 'target': '/etc/new.conf'}]}
+    result = m.run(p)
+    assert [a['action'] for a in result['actions']] == ['write_config', 'start']
+    assert 'lxc.mount.entry = /srv/vk-mnt-probe/file etc/new.conf none bind,create=file 0 0\n' in \
+        (cdir / 'config').read_text()
