@@ -774,8 +774,12 @@ class ContainerManager:
         if rootfs is None:
             return
         noun = {'dir': 'directory', 'file': 'file'}
+        # A target under another mount (the template's /lib, a bind mount listed before it, /proc,
+        # /sys, /dev) is not in the rootfs directory but in what is mounted there: not checked.
+        others = set(t for t in (mount_target(e) for e in LxcConfig.parse(current.config_text).get('lxc.mount.entry'))
+                     if t) | set(t for t, e in spec.mount_targets.items() if e) | {'proc', 'sys', 'dev'}
         for m in spec.mounts:
-            if m.get('optional'):
+            if m.get('optional') or any(m['path'].startswith(t.rstrip('/') + '/') for t in others):
                 continue
             where, target = 'mounts[%d]' % m['index'], '/' + m['path']
             found = rootfs_path_kind(rootfs, m['path'])

@@ -378,7 +378,11 @@ def test_existing_targets_and_create_pass_the_check(tmp_path):
     p = {'name': 'vk-a', 'state': 'started',
          'mounts': [{'source': '/srv/vk-mnt-probe/dir', 'target': '/mnt', 'create': False},
                     {'source': '/srv/vk-mnt-probe/file', 'target': '/etc/hostname', 'create': False},
-                    {'source': '/srv/vk-mnt-probe/file', 'target': '/etc/new.conf'}]}
+                    {'source': '/srv/vk-mnt-probe/file', 'target': '/etc/new.conf'},
+                    # under another mount: in what is mounted there, not in the rootfs directory
+                    {'source': '/srv/vk-mnt-probe/dir', 'target': '/mnt/sub', 'create': False},
+                    {'source': '/srv/vk-mnt-probe/dir', 'target': '/lib/x', 'create': False},  # the template's /lib
+                    {'source': '/srv/vk-mnt-probe/file', 'target': '/dev/x', 'create': False}]}
     result = m.run(p)
     assert [a['action'] for a in result['actions']] == ['write_config', 'start']
     assert 'lxc.mount.entry = /srv/vk-mnt-probe/file etc/new.conf none bind,create=file 0 0\n' in \
