@@ -253,15 +253,15 @@ options:
   mounts:
     description:
       - Bind mounts, matched by O(mounts[].target); other C(lxc.mount.entry) lines stay.
-      - Every source is checked on the LXC host before anything changes (in check mode too): a
+      - Every source is checked on the LXC host before anything changes, in check mode too. A
         source that does not exist is refused in one line naming O(mounts[].source), unless
         O(mounts[].optional=true).
       - When the container exists, its root file system is a directory on the host and the run
-        starts it, a target that would make the start fail is refused before anything changes:
-        one missing with O(mounts[].create=false), or one of the other type than its source (a
-        directory source on a file). Otherwise a start that fails on a mount fails the task with
-        one line naming the mount (C(mounts[i]) and its target), what LXC logged and the option
-        that fixes it.
+        starts it, a target that would make the start fail is refused before anything changes.
+        That is a target missing with O(mounts[].create=false), or one of the other type than its
+        source (a directory source on a file). Otherwise a start that fails on a mount fails the
+        task with one line naming the mount (C(mounts[i]) and its target), what LXC logged and
+        the option that fixes it.
     type: list
     elements: dict
     suboptions:
@@ -286,8 +286,8 @@ options:
             O(mounts[].optional) source with create omitted is refused; name V(dir) or V(file) for it.
           - V(dir) or V(file) creates that type; it must match the source (a directory source needs
             V(dir)).
-          - V(false) creates nothing: the target must exist in the root file system, or the start
-            fails (unless O(mounts[].optional=true)).
+          - V(false) creates nothing. The target must then exist in the root file system, or the
+            start fails (unless O(mounts[].optional=true)).
           - Entries written by earlier versions, which had no default, get C(create=) on their next
             run (reported as changed). A running container needs no restart for that, so it is not
             in RV(pending_restart_fields).

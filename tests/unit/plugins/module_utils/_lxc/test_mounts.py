@@ -38,7 +38,7 @@ def spec(*mounts, **params):
 
 
 def entries(s):
-    return [e for e in s.mount_targets.values()]
+    return list(s.mount_targets.values())
 
 
 # ---------------------------------------------------------------- the option and its rendering
