@@ -91,7 +91,9 @@ options:
       - "LXC keys, as in M(virtkit.guests.lxc_container): C(template) (default V(busybox)),
         C(template_options), C(clone_from), C(limits), C(networks), C(mounts), C(config),
         C(unprivileged), C(backing_store), and C(container), any further lxc_container option,
-        merged last. C(remove_storage) is accepted for containers too and changes nothing:
+        merged last. C(mounts) create their targets by default (C(create) V(false) opts out) and
+        a missing C(mounts[].source) is one of the validation errors reported before anything
+        changes. C(remove_storage) is accepted for containers too and changes nothing:
         removing a container always deletes its root file system."
     type: list
     elements: dict

@@ -253,6 +253,15 @@ options:
   mounts:
     description:
       - Bind mounts, matched by O(mounts[].target); other C(lxc.mount.entry) lines stay.
+      - Every source is checked on the LXC host before anything changes, in check mode too. A
+        source that does not exist is refused in one line naming O(mounts[].source), unless
+        O(mounts[].optional=true).
+      - When the container exists, its root file system is a directory on the host and the run
+        starts it, a target that would make the start fail is refused before anything changes.
+        That is a target missing with O(mounts[].create=false), or one of the other type than its
+        source (a directory source on a file). Otherwise a start that fails on a mount fails the
+        task with one line naming the mount (C(mounts[i]) and its target), what LXC logged and
+        the option that fixes it.
     type: list
     elements: dict
     suboptions:
@@ -268,11 +277,24 @@ options:
         type: bool
         default: false
       create:
-        description: Create the target as a directory or file when it is missing.
-        type: str
-        choices: [dir, file]
+        description:
+          - Whether LXC creates a missing target in the container's root file system at each start
+            (C(create=dir) or C(create=file) in the entry). A created target stays in the root file
+            system (an empty directory or file).
+          - Omitted or V(true) (the default) creates a directory when the source is a directory and a
+            file otherwise (a file, a device node). This needs the source to exist, so a missing
+            O(mounts[].optional) source with create omitted is refused; name V(dir) or V(file) for it.
+          - V(dir) or V(file) creates that type; it must match the source (a directory source needs
+            V(dir)).
+          - V(false) creates nothing. The target must then exist in the root file system, or the
+            start fails (unless O(mounts[].optional=true)).
+          - Entries written by earlier versions, which had no default, get C(create=) on their next
+            run (reported as changed). A running container needs no restart for that, so it is not
+            in RV(pending_restart_fields).
+        type: raw
       optional:
-        description: Do not fail the start when the mount fails.
+        description:
+          - Do not fail the start when the mount fails (LXC skips it); the source need not exist.
         type: bool
         default: false
       state:
@@ -375,9 +397,14 @@ EXAMPLES = r'''
         ipv4: [10.0.3.50/24]
         ipv4_gateway: 10.0.3.1
     mounts:
-      - source: /srv/web1
-        target: /srv
-        create: dir
+      - source: /srv/web1           # a directory: /srv/www is created in the container if missing
+        target: /srv/www
+      - source: /etc/web1/app.conf  # a file: an empty /etc/app.conf is made to mount it on
+        target: /etc/app.conf
+        readonly: true
+      - source: /srv/cache          # the target must already exist in the rootfs
+        target: /var/cache/app
+        create: false
     autostart: true
     wait_for_ip: true
 

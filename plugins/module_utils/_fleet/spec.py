@@ -465,7 +465,7 @@ def _kvm_absent(plan, entry, fleet):
 
 # ------------------------------------------------------------------ LXC
 
-def _lxc(plan, entry, fleet, layout):
+def _lxc(plan, entry, fleet, layout, path_kind=None):
     lxc_spec.check_name(plan.name)
     extra = dict(entry.get('container') or {})
     reserved = sorted(set(extra) & set(CONTAINER_RESERVED))
@@ -483,18 +483,19 @@ def _lxc(plan, entry, fleet, layout):
     params.update(extra)
     plan.container = checked(lxc_spec.ARGUMENT_SPEC, params)
     needs_layout = bool(plan.container.get('limits')) and plan.state != 'absent'
-    lxc_spec.validate(deepcopy(plan.container), layout() if needs_layout else None)
+    lxc_spec.validate(deepcopy(plan.container), layout() if needs_layout else None, path_kind)
     wait = entry.get('wait_for_ip')
     plan.wait_for_ip = plan.state == 'running' and (wait if wait is not None else True)
 
 
 # ------------------------------------------------------------------ the fleet
 
-def validate_fleet(params, layout=None):
+def validate_fleet(params, layout=None, path_kind=None):
     """(guest plans to run, base images) for the module params, or FleetValidationError.
 
     ``layout`` returns the host's cgroup layout (LXC limits need it); it is called only
-    when a container sets limits.
+    when a container sets limits. ``path_kind`` tells what a host path is (a container's bind
+    mount sources are checked on the host, see lxc_container's spec); default: a look at the host.
     """
     if layout is None:
         from ansible_collections.virtkit.guests.plugins.module_utils._lxc import cgroup
@@ -525,7 +526,7 @@ def validate_fleet(params, layout=None):
             if kind == 'kvm':
                 _kvm(plan, entry, params)
             else:
-                _lxc(plan, entry, params, layout)
+                _lxc(plan, entry, params, layout, path_kind)
         except VirtkitError as err:
             errors.append('%s: %s' % (label, err))
             continue

@@ -13,6 +13,7 @@ import io
 import json
 import lzma
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -30,7 +31,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._lxc.plan import (
     ACTIVE, Current, apply_desired, build_plan, changed_keys, normalize_state)
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.runner import Runner, clean_error, parse_info
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import (
-    check_name, idmap_entries, mount_target, validate)
+    check_name, host_path_kind, idmap_entries, mount_target, validate)
 
 TEMPLATE_DIR = '/usr/share/lxc/templates'
 STAMP = '.virtkit-started'
@@ -107,6 +108,118 @@ def start_errors(log_text):
         if message and not message.lower().startswith(_GENERIC) and message not in causes:
             causes.append(message)
     return '; '.join(causes[:3])
+
+
+# LXC 5's lines for a bind mount that fails at start: "<errno text> - Failed to mount "SRC" on
+# "ROOTFS/TARGET"" (conf.c mount_entry; utils.c safe_mount says "onto"), and for a target it could
+# not create (conf.c mount_entry_create_dir_file): "<errno text> - Failed to create directory
+# "ROOTFS/TARGET"" or "... - Failed to open "ROOTFS/TARGET"". ROOTFS is LXC's rootfs mount point.
+_MOUNT_FAILED = re.compile(r' - (?P<message>(?P<cause>(?:(?! - )[^"])+) - Failed to mount "(?P<source>[^"]*)" '
+                           r'on(?:to)? "(?P<path>[^"]*)")')
+_CREATE_FAILED = re.compile(r'mount_entry_create_dir_file:\d+ - (?P<message>(?P<cause>(?:(?! - )[^"])+) - Failed to '
+                            r'(?:create directory|open) "(?P<path>[^"]*)")')
+
+
+def mount_failures(log_text):
+    """(kind, LXC's message, its errno text, source or None, path) for each bind mount an lxc-start
+    log says failed; kind is 'mount' (the mount itself) or 'create' (making its target)."""
+    found = []
+    for line in log_text.splitlines():
+        if ' ERROR ' not in line:
+            continue
+        match = _CREATE_FAILED.search(line)
+        kind = 'create'
+        if match is None:
+            match, kind = _MOUNT_FAILED.search(line), 'mount'
+        if match is None:
+            continue
+        item = (kind, match.group('message'), match.group('cause'), match.groupdict().get('source'),
+                match.group('path'))
+        if not any(f[0] == kind and f[4] == item[4] for f in found):
+            found.append(item)
+    return found
+
+
+def mount_start_error(log_text, mounts, path_kind=host_path_kind):
+    """One line for a start that failed on one of ``mounts`` (ContainerSpec.mounts): the mount
+    (mounts[i] and its target), what LXC logged and the option that fixes it; None when the log
+    names none of them."""
+    for kind, message, cause, source, path in mount_failures(log_text):
+        candidates = [m for m in mounts if path.endswith('/' + m['path']) and (source is None or source == m['source'])]
+        if not candidates:
+            continue
+        m = max(candidates, key=lambda c: len(c['path']))
+        where, target = 'mounts[%d]' % m['index'], '/' + m['path']
+        optional = '%s.optional: true to start without this mount' % where
+        source_kind = path_kind(m['source'])
+        noun = 'directory' if source_kind == 'dir' else 'file'
+        errno_text = cause.lower()
+        if kind == 'create':
+            hint = ('LXC could not create the target (create=%s) in the container; choose a %s.target on a writable '
+                    'path, or set %s.create: false and make %s in the root file system, or set %s'
+                    % (m['creates'], where, where, target, optional))
+        elif source_kind is None:
+            hint = ('the source %s does not exist on the LXC host; fix %s.source (or create it), or set %s'
+                    % (m['source'], where, optional))
+        elif 'no such file' in errno_text and not m['creates']:
+            hint = ('%s does not exist in the container and %s.create is false; set %s.create: %s (or leave create '
+                    'out, the default), or make %s in the root file system, or set %s'
+                    % (target, where, where, source_kind, target, optional))
+        elif 'not a directory' in errno_text:
+            hint = ('the source is a %s and %s in the container is not (a target made earlier stays in the root file '
+                    'system); choose a %s.target that is free or a %s, or set %s'
+                    % (noun, target, where, noun, optional))
+        else:
+            hint = 'check %s.source and %s.target, or set %s' % (where, where, optional)
+        return '%s (target %s): %s; %s' % (where, target, message, hint)
+    return None
+
+
+def rootfs_dir(config_text):
+    """The directory of a container's root file system when it is a plain directory on the host
+    (the dir or btrfs backing store), else None (lvm, zfs, loop, overlay: not readable here)."""
+    path = LxcConfig.parse(config_text or '').first('lxc.rootfs.path') or ''
+    for prefix in ('dir:', 'btrfs:'):
+        if path.startswith(prefix):
+            path = path[len(prefix):]
+    return path if path.startswith('/') and os.path.isdir(path) else None
+
+
+def rootfs_path_kind(rootfs, path, max_links=40):
+    """What ``path`` (inside the container) is in the root file system directory ``rootfs``, its
+    symlinks resolved inside that root as they are in the container: 'dir', 'file', None (it does
+    not exist) or 'unknown' (cannot be told: unreadable, a file in the middle, a symlink loop)."""
+    todo = [p for p in path.split('/') if p not in ('', '.')]
+    done = []
+    mode = stat.S_IFDIR
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        if part == '..':
+            done = done[:-1]
+            continue
+        full = os.path.join(rootfs, *(done + [part]))
+        try:
+            mode = os.lstat(full).st_mode
+        except OSError as err:
+            return None if err.errno == errno.ENOENT else 'unknown'
+        if stat.S_ISLNK(mode):
+            links += 1
+            try:
+                link = os.readlink(full)
+            except OSError:
+                return 'unknown'
+            if links > max_links:
+                return 'unknown'
+            if link.startswith('/'):
+                done = []
+            todo = [p for p in link.split('/') if p not in ('', '.')] + todo
+            mode = stat.S_IFDIR
+            continue
+        if todo and not stat.S_ISDIR(mode):
+            return 'unknown'
+        done.append(part)
+    return 'dir' if stat.S_ISDIR(mode) else 'file'
 
 
 # ------------------------------------------------------------ local rootfs tarballs
@@ -380,9 +493,11 @@ class ContainerManager:
     # Where running processes are listed (a test may point it elsewhere).
     proc = '/proc'
 
-    def __init__(self, runner=None, lxc_path=None, read_file=None, layout=None):
+    def __init__(self, runner=None, lxc_path=None, read_file=None, layout=None, path_kind=None):
         self.r = runner or Runner(lxc_path)
         self.read_file = read_file or read_text
+        # What a host path is (a bind mount's source): 'dir', 'file' or None (missing).
+        self.path_kind = path_kind or host_path_kind
         self._layout = layout
         self.spec = None
         self.current = None
@@ -643,21 +758,48 @@ class ContainerManager:
                     spec.idmap = idmap_entries(self.read_file('/etc/subuid'), self.read_file('/etc/subgid'))
                 except VirtkitError as err:
                     raise VirtkitError('%s: %s' % (name, err))
-        for i, m in enumerate(spec.mounts):
-            if not os.path.exists(m['source']):
-                raise VirtkitError('%s: mounts[%d].source %s does not exist on the host' % (name, i, m['source']))
         if spec.state in ('started', 'restarted', 'frozen'):
             for i, net in enumerate(spec.networks or []):
                 link = net.get('link')
                 if link and not os.path.exists('/sys/class/net/%s' % link):
                     raise VirtkitError('%s: networks[%d].link %s does not exist on the host, so the container '
                                        'cannot start (for lxcbr0 run /usr/libexec/lxc/lxc-net start)' % (name, i, link))
+            self.check_mount_targets(spec, current)
+
+    def check_mount_targets(self, spec, current):
+        """Refuse, before anything changes, a start that the mounts would make fail: a target missing
+        in the root file system with create false, or one of the other type than its source. Only
+        for an existing container whose rootfs is a directory here; the rest LXC reports at start."""
+        rootfs = rootfs_dir(current.config_text) if current.exists else None
+        if rootfs is None:
+            return
+        noun = {'dir': 'directory', 'file': 'file'}
+        # A target under another mount (the template's /lib, a bind mount listed before it, /proc,
+        # /sys, /dev) is not in the rootfs directory but in what is mounted there: not checked.
+        others = set(t for t in (mount_target(e) for e in LxcConfig.parse(current.config_text).get('lxc.mount.entry'))
+                     if t) | set(t for t, e in spec.mount_targets.items() if e) | {'proc', 'sys', 'dev'}
+        for m in spec.mounts:
+            if m.get('optional') or any(m['path'].startswith(t.rstrip('/') + '/') for t in others):
+                continue
+            where, target = 'mounts[%d]' % m['index'], '/' + m['path']
+            found = rootfs_path_kind(rootfs, m['path'])
+            source = self.path_kind(m['source'])
+            if found is None and not m['creates']:
+                raise VirtkitError('%s: %s.target: %s does not exist in the container\'s root file system and %s.create '
+                                   'is false, so the container cannot start; set %s.create: %s (or leave create out), '
+                                   'make %s in %s, or set %s.optional: true'
+                                   % (spec.name, where, target, where, where, source or 'dir', target, rootfs, where))
+            if found in noun and source in noun and found != source:
+                raise VirtkitError('%s: %s.target: %s is a %s in the container but the source %s is a %s, so the '
+                                   'container cannot start; choose a %s.target that is free or a %s, or set '
+                                   '%s.optional: true' % (spec.name, where, target, noun[found], m['source'],
+                                                          noun[source], where, noun[source], where))
 
     # ------------------------------------------------------------ the run
 
     def run(self, params, check_mode=False):
         check_name(params.get('name'))
-        spec = validate(params, self.layout if params.get('limits') else None)
+        spec = validate(params, self.layout if params.get('limits') else None, self.path_kind)
         current = self.read(spec.name)
         self.preflight(spec, current)
         current.leftover = self.leftover_workdir(spec.name)
@@ -994,7 +1136,9 @@ class ContainerManager:
         if rc == 0:
             rc, out, err = self.r.run('lxc-wait', name, ['-s', 'RUNNING', '-t', timeout], check=False)
         if rc != 0:
-            detail = start_errors((self.read_file(log) or '')[offset:]) or clean_error(err or out)
+            text = (self.read_file(log) or '')[offset:]
+            mounts = self.spec.mounts if self.spec is not None and name == self.spec.name else []
+            detail = mount_start_error(text, mounts, self.path_kind) or start_errors(text) or clean_error(err or out)
             raise VirtkitError('%s: start failed: %s' % (name, detail or 'no RUNNING state within %ss' % timeout))
         _state, pid = self.info(name)
         if pid:

@@ -104,8 +104,30 @@ def _apply_mounts(conf, targets):
 
 
 def restart_keys(before_text, after_text):
-    """The changed keys a running container only picks up when it starts again."""
-    return [k for k in changed_keys(before_text, after_text) if k not in NO_RESTART_KEYS]
+    """The changed keys a running container only picks up when it starts again.
+
+    A mount entry that only gained (or lost) ``create=`` is no such change when the mount is not
+    optional: the container runs, so that mount succeeded and its target exists; ``create=`` acts
+    only on a missing target at a start. (Configs written before create became the default get
+    it on their next run; running containers need no restart for it.)
+    """
+    keys = [k for k in changed_keys(before_text, after_text) if k not in NO_RESTART_KEYS]
+    if 'lxc.mount.entry' in keys and _mounts_in_effect(before_text) == _mounts_in_effect(after_text):
+        keys.remove('lxc.mount.entry')
+    return keys
+
+
+def _mounts_in_effect(text):
+    """The mount entries of a config, ``create=`` dropped from those that are not optional."""
+    out = []
+    for entry in LxcConfig.parse(text).get('lxc.mount.entry'):
+        fields = entry.split()
+        if len(fields) > 3:
+            opts = fields[3].split(',')
+            if 'optional' not in opts:
+                fields[3] = ','.join(o for o in opts if not o.startswith('create='))
+        out.append(' '.join(fields))
+    return out
 
 
 def changed_keys(before_text, after_text):

@@ -3,14 +3,17 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """lxc_container's options: the argument spec, validation and the typed -> keys rendering.
 
-Everything here is pure and runs before the host is touched; bad input raises
-VirtkitError with one line naming the option.
+Everything here runs before the host is touched; bad input raises VirtkitError with one
+line naming the option. It is pure but for two read-only looks at the host, both injectable:
+the cgroup layout (``layout``) and what a bind mount's source is (``path_kind``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import stat
 
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._units import parse_size
@@ -43,7 +46,8 @@ MOUNT_OPTIONS = {
     'source': {'type': 'str'},
     'target': {'type': 'str', 'required': True},
     'readonly': {'type': 'bool', 'default': False},
-    'create': {'type': 'str', 'choices': ['dir', 'file']},
+    # dir, file, true (the default: what the source is) or false; see mount_create.
+    'create': {'type': 'raw'},
     'optional': {'type': 'bool', 'default': False},
     'state': {'type': 'str', 'choices': ['present', 'absent'], 'default': 'present'},
 }
@@ -161,8 +165,9 @@ def _bytes(value, option):
     return size
 
 
-def validate(params, layout=None):
-    """Return a :class:`ContainerSpec` or raise VirtkitError. ``layout``: host cgroups."""
+def validate(params, layout=None, path_kind=None):
+    """Return a :class:`ContainerSpec` or raise VirtkitError. ``layout``: host cgroups;
+    ``path_kind``: what a host path is (see :func:`host_path_kind`, the default)."""
     spec = ContainerSpec(params)
     check_name(spec.name)
     if spec.clone_from is not None:
@@ -192,7 +197,7 @@ def validate(params, layout=None):
     if params.get('networks') is not None:
         _networks(spec, params['networks'])
     if params.get('mounts'):
-        _mounts(spec, params['mounts'])
+        _mounts(spec, params['mounts'], path_kind or host_path_kind)
     _autostart(spec, params)
     if params.get('config'):
         _raw(spec, params['config'])
@@ -336,7 +341,54 @@ def mount_target(entry):
     return fields[1].lstrip('/') if len(fields) > 1 else None
 
 
-def _mounts(spec, mounts):
+# mounts[].create as written by a user (YAML booleans, or their text after templating).
+_CREATE_TRUE = ('true', 'yes', 'on')
+_CREATE_FALSE = ('false', 'no', 'off')
+
+
+def mount_create(value, where='mounts[]'):
+    """mounts[].create -> 'dir', 'file', 'auto' (omitted or true: what the source is) or None (false)."""
+    if value is None or value is True:
+        return 'auto'
+    if value is False:
+        return None
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in ('dir', 'file'):
+        return text
+    if text in _CREATE_TRUE:
+        return 'auto'
+    if text in _CREATE_FALSE:
+        return None
+    raise VirtkitError('%s.create: %r must be dir, file, true (the default: a directory for a directory source, '
+                       'a file for a file source) or false (create nothing)' % (where, value))
+
+
+def host_path_kind(path):
+    """'dir', 'file' (anything that is not a directory: a file, a device node, a socket) or None
+    when ``path`` does not exist on this host (symlinks followed, as LXC's bind mount does)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return 'dir' if stat.S_ISDIR(mode) else 'file'
+
+
+def mount_entry(source, target, readonly=False, create=None, optional=False):
+    """The lxc.mount.entry value of a bind mount (``target`` without its leading '/')."""
+    opts = ['bind']
+    if readonly:
+        opts.append('ro')
+    if create:
+        opts.append('create=%s' % create)
+    if optional:
+        opts.append('optional')
+    return '%s %s none %s 0 0' % (source, target, ','.join(opts))
+
+
+def _mounts(spec, mounts, path_kind):
+    """Render mounts by target. ``spec.mounts`` gets each present mount with ``index``, ``path``
+    (the target, no leading '/'), ``create`` as asked (see mount_create) and ``creates`` (what the
+    entry creates: dir, file or None), which the start-failure message reads."""
     for i, m in enumerate(mounts):
         where = 'mounts[%d]' % i
         target = (m.get('target') or '').strip()
@@ -352,17 +404,26 @@ def _mounts(spec, mounts):
         source = m.get('source')
         if not source or not source.startswith('/') or re.search(r'\s', source):
             raise VirtkitError('%s.source: %r must be an absolute host path without blanks' % (where, source))
-        opts = ['bind']
-        if m.get('readonly'):
-            opts.append('ro')
-        if m.get('create'):
-            opts.append('create=%s' % m['create'])
-        if m.get('optional'):
-            opts.append('optional')
-        entry = '%s %s none %s 0 0' % (source, target, ','.join(opts))
+        create = mount_create(m.get('create'), where)
+        optional = bool(m.get('optional'))
+        kind = path_kind(source)
+        if kind is None and not optional:
+            raise VirtkitError('%s.source: %s does not exist on the LXC host (create it, or set %s.optional: true '
+                               'to start the container without this mount)' % (where, source, where))
+        creates = create
+        if create == 'auto':
+            if kind is None:
+                raise VirtkitError('%s.source: %s does not exist on the LXC host, so the type of the target cannot be '
+                                   'told from it; set %s.create: dir or file (or false)' % (where, source, where))
+            creates = kind
+        elif create and kind and create != kind:
+            raise VirtkitError('%s.create: %s, but the source %s is a %s, so LXC cannot mount it there; set %s.create: '
+                               '%s or leave create out' % (where, create, source, 'directory' if kind == 'dir' else
+                                                           'file', where, kind))
+        entry = mount_entry(source, target, m.get('readonly'), creates, optional)
         check_value('lxc.mount.entry', entry, where)
         spec.mount_targets[target] = entry
-        spec.mounts.append(m)
+        spec.mounts.append(dict(m, index=i, path=target, create=create, creates=creates))
 
 
 def _autostart(spec, params):

@@ -31,8 +31,13 @@ def layout():
     return cgroup.CgroupLayout(v2=('memory', 'cpu', 'cpuset', 'pids'), v2_mount='/sys/fs/cgroup')
 
 
+def path_kind(path):
+    """The host's paths as these tests see them: /srv/share a directory, /etc/app.conf a file."""
+    return {'/srv/share': 'dir', '/etc/app.conf': 'file'}.get(path)
+
+
 def plans_of(guests, **options):
-    return validate_fleet(fleet(guests, **options), layout=layout)
+    return validate_fleet(fleet(guests, **options), layout=layout, path_kind=path_kind)
 
 
 def guest_plans(guests, **options):
@@ -209,6 +214,23 @@ def test_lxc_guest_becomes_lxc_container_params():
     assert c['start_timeout'] == 60 and c['restart_policy'] == 'if_needed' and c['wait_for_ip'] is False
     assert plans[0].host_vars == {'role': 'cache'}
     assert plans[0].wait_for_ip is True
+
+
+def test_lxc_mounts_pass_through_with_create_as_written():
+    mounts = [{'source': '/srv/share', 'target': '/mnt/share'},
+              {'source': '/etc/app.conf', 'target': '/etc/app.conf', 'readonly': True, 'create': False},
+              {'source': '/srv/share', 'target': '/mnt/d', 'create': 'dir'}]
+    plans = guest_plans([{'name': 'c1', 'kind': 'lxc', 'mounts': mounts}])
+    assert [m.get('create') for m in plans[0].container['mounts']] == [None, False, 'dir']
+    assert plans[0].container['mounts'][1]['readonly'] is True
+
+
+def test_lxc_mount_errors_are_the_guests_one_line():
+    lines = errors_of([{'name': 'c1', 'kind': 'lxc', 'mounts': [{'source': '/srv/missing', 'target': '/mnt/x'}]},
+                       {'name': 'c2', 'kind': 'lxc', 'mounts': [{'source': '/srv/share', 'target': '/x',
+                                                                 'create': 'folder'}]}])
+    assert lines[0].startswith('guests[0] (c1): mounts[0].source: /srv/missing does not exist on the LXC host')
+    assert lines[1].startswith("guests[1] (c2): mounts[0].create: 'folder' must be dir, file, true")
 
 
 def test_groups_are_stored_on_the_guest_where_guest_inventory_reads_them():

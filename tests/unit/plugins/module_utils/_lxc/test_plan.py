@@ -25,9 +25,14 @@ def fixture(name):
         return handle.read()
 
 
+def host_kind(path):
+    """Bind mount sources as these tests see the host: every path is a directory."""
+    return 'dir'
+
+
 def spec(layout=HYBRID, **params):
     params.setdefault('name', 'vk-a')
-    return validate(params, layout)
+    return validate(params, layout, host_kind)
 
 
 def actions(plan):
@@ -150,7 +155,7 @@ def test_mounts_by_target():
     s = spec(mounts=[{'source': '/srv/new', 'target': '/srv/data', 'readonly': True},
                      {'source': '/opt/x', 'target': 'opt/x', 'create': 'dir'}])
     out = apply_desired(text, s)
-    assert 'lxc.mount.entry = /srv/new srv/data none bind,ro 0 0' in out
+    assert 'lxc.mount.entry = /srv/new srv/data none bind,ro,create=dir 0 0' in out
     assert out.count('srv/data') == 1
     assert 'lxc.mount.entry = /opt/x opt/x none bind,create=dir 0 0' in out
     gone = apply_desired(out, spec(mounts=[{'target': '/opt/x', 'state': 'absent'}]))
@@ -207,7 +212,7 @@ def test_unprivileged_cannot_be_switched_on_an_existing_container():
 def test_bad_input_messages(params, message):
     params.setdefault('name', 'vk-a')
     with pytest.raises(VirtkitError, match=message.replace('(', r'\(').replace('.', r'\.')):
-        validate(params, HYBRID)
+        validate(params, HYBRID, host_kind)
 
 
 def test_idmap_from_subuid():
