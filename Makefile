@@ -91,7 +91,11 @@ unit-cores: setup
 	  $$core/bin/python -m pytest -p no:cacheprovider -q $(CORE_UNIT_TESTS) || exit 1; \
 	done
 
+# ansible-test passes the targets no environment of ours (VIRTKIT_IMAGE_DIR does not reach
+# them), but it loads tests/integration/integration_config.yml into every target's play:
+# image_dir there overrides the targets' defaults, so IMAGE_DIR= picks the images they boot.
 integration: image debian-image testroot
+	@printf 'image_dir: %s\n' '$(abspath $(IMAGE_DIR))' >$(TESTROOT)/tests/integration/integration_config.yml
 	cd $(TESTROOT) && ansible-test integration --python 3.11 --local --allow-destructive --allow-root --color no $(INTEGRATION_TARGETS)
 
 MOLECULE_SCENARIOS ?=

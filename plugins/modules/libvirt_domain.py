@@ -29,6 +29,11 @@ description:
     The request is recorded in the running guest's live metadata (namespace
     C(https://virtkit.dev/xmlns/guests/1/live), gone at the next boot), so reruns do not
     ask again and stay unchanged, but warn again.
+  - QEMU starts a guest with all of its maximum memory and libvirt then asks the balloon
+    for O(memory). When the module starts the guest (a start or a restart), it records that
+    request the same way, so a rerun that finds a guest without a balloon driver still at
+    its maximum, or one with a driver still on its way to the target, is unchanged (with a
+    warning) instead of asking again. A guest started outside the module is asked once.
   - Check mode runs the same planning code as a real run and reports exactly its actions.
 author:
   - virtkit.guests developers (!UNKNOWN)

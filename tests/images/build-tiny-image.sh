@@ -20,11 +20,19 @@
 #
 # and domain type 'qemu' (TCG). Under TCG with 1 vCPU and 256 MiB it takes a DHCP
 # lease on eth0 in about 12-13 s on an idle 2-core host (allow more under load). The guest:
-#   - loads the virtio modules (PCI, net, blk, balloon, console) it finds for its kernel;
+#   - loads the virtio modules (PCI, net, blk, balloon, console) it finds for its kernel,
+#     except those "virtkit.skipmod=MOD[,MOD...]" on the kernel command line names (for
+#     example virtkit.skipmod=virtio_balloon boots a guest without a balloon driver; "-"
+#     and "_" are alike; a skipped module that another one needs makes that one fail);
 #   - brings up lo and eth0 and keeps a lease with udhcpc (address + default route);
 #   - prints "virtkit-tiny: eth0 <ip>/<prefix> ..." and "virtkit-tiny: ready" on ttyS0;
 #   - serves http://<ip>/ (busybox httpd, port 80): index.html holds its hostname,
-#     uuid holds the SMBIOS system UUID (= the libvirt domain UUID);
+#     uuid holds the SMBIOS system UUID (= the libvirt domain UUID), and
+#     /cgi-bin/state is what the guest sees now, one key=value a line: hostname,
+#     boot_id (new on every boot, also after a reset inside the same QEMU process),
+#     uptime (seconds), mem_total_kib (MemTotal: falls when the balloon inflates), cpus
+#     (online vCPUs), modules (loaded, comma-separated), nics (interface names but lo)
+#     and ipv4 (addresses as NIC=ADDR/PREFIX, comma-separated);
 #   - runs a root shell on the serial console, forever. It never exits or panics, and
 #     by default it ignores ACPI power-button events: `virsh shutdown` does nothing, so
 #     tests can exercise the force-off path. With "virtkit.acpi=1" on the kernel command
@@ -282,7 +290,21 @@ say() { echo "virtkit-tiny: $*"; }
 # are ignored as well.
 echo 0 >/proc/sys/kernel/ctrl-alt-del
 
+# virtkit.hostname=NAME and virtkit.skipmod=MOD[,MOD...] (virtkit.acpi=1: below).
+name=
+skip=
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
+    case "$arg" in
+        virtkit.hostname=*) name=${arg#virtkit.hostname=} ;;
+        virtkit.skipmod=*) skip="$skip $(echo "${arg#virtkit.skipmod=}" | tr ',-' ' _')" ;;
+    esac
+done
+
 while read -r mod; do
+    case " $skip " in
+        *" $mod "*) say "module $mod skipped (virtkit.skipmod)"; continue ;;
+    esac
     insmod "/lib/modules/$mod.ko" || say "insmod $mod failed"
 done </etc/modules.load
 while read -r mod; do
@@ -291,11 +313,6 @@ done </etc/modules.missing
 
 # Hostname: virtkit.hostname=NAME on the command line, else tiny-<uuid prefix>.
 uuid=$(cat /sys/class/dmi/id/product_uuid 2>/dev/null)
-name=
-read -r cmdline </proc/cmdline
-for arg in $cmdline; do
-    case "$arg" in virtkit.hostname=*) name=${arg#virtkit.hostname=} ;; esac
-done
 [ -n "$name" ] || name="tiny-$(echo "${uuid:-00000000}" | cut -c1-8)"
 hostname "$name"
 echo "$name" >/etc/hostname
@@ -387,17 +404,35 @@ esac
 exit 0
 EOF
 
+# /cgi-bin/state (busybox httpd runs the executables under cgi-bin as CGI): what the
+# guest sees now, for tests that assert outcomes from inside it.
+mkdir -p "$ROOT/www/cgi-bin"
+cat >"$ROOT/www/cgi-bin/state" <<'EOF'
+#!/bin/sh
+join() { tr '\n' ',' | sed 's/,$//'; }
+printf 'Content-Type: text/plain\r\n\r\n'
+echo "hostname=$(hostname)"
+echo "boot_id=$(cat /proc/sys/kernel/random/boot_id)"
+echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "mem_total_kib=$(sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p' /proc/meminfo)"
+echo "cpus=$(grep -c '^processor' /proc/cpuinfo)"
+echo "modules=$(cut -d' ' -f1 /proc/modules | sort | join)"
+echo "nics=$(ls /sys/class/net | grep -vx lo | join)"
+echo "ipv4=$(ip -4 -o addr show | awk '$2 != "lo" { print $2 "=" $4 }' | join)"
+EOF
+
 cat >"$ROOT/etc/profile" <<'EOF'
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
 PS1='\h# '
 EOF
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$ROOT/etc/passwd"
 printf 'root:x:0:\n' >"$ROOT/etc/group"
-chmod 0755 "$ROOT/init" "$ROOT/etc/udhcpc.script"
+chmod 0755 "$ROOT/init" "$ROOT/etc/udhcpc.script" "$ROOT/www/cgi-bin/state"
 
 # Check the generated scripts parse before anything boots them.
 "$BUSYBOX" sh -n "$ROOT/init" || die "generated /init has a syntax error"
 "$BUSYBOX" sh -n "$ROOT/etc/udhcpc.script" || die "generated udhcpc script has a syntax error"
+"$BUSYBOX" sh -n "$ROOT/www/cgi-bin/state" || die "generated cgi-bin/state has a syntax error"
 
 log "packing initramfs"
 (cd "$ROOT" && find . -print0 | LC_ALL=C sort -z \

@@ -372,6 +372,29 @@ class DomainManager:
             self.lease_baseline = AddressReader(self.c).lease_keys(inactive)
         flags = _flag('VIR_DOMAIN_START_PAUSED') if paused else 0
         self._call('start', self.dom.createWithFlags, flags)
+        if not restoring:
+            self._record_start_balloon()
+
+    def _record_start_balloon(self):
+        """Record the balloon target libvirt asked for at the start (LiveRequests.balloon).
+
+        QEMU starts the guest with all of ``<memory>`` and libvirt asks the balloon for
+        ``<currentMemory>``, which only a balloon driver in the guest reaches. Recorded
+        like a target _op_set_memory asked for, a rerun that finds the guest still at (or
+        on its way down from) its maximum does not ask again. The new QEMU process starts
+        with the live requests of the persistent config only: the ones read before are void.
+        """
+        live = self._live_root()
+        self.requests = LiveRequests.read(live)
+        balloon = live.find('devices/memballoon')
+        max_kib = xmerge.read_kib(live.find('memory'))
+        target = xmerge.read_kib(self._inactive_root().find('currentMemory'))
+        # As in plan._plan_live: only model none says there is no balloon device.
+        if (balloon is not None and balloon.get('model') == 'none') or not max_kib or target is None \
+                or target >= max_kib:
+            return
+        self.requests.balloon = (target, max_kib)
+        self._save_requests()
 
     def _op_resume(self):
         self._call('resume', self.dom.resume)

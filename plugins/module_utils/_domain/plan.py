@@ -77,7 +77,10 @@ class LiveRequests:
     """The live requests recorded on a running guest: a balloon target and detaches.
 
     ``balloon`` is ``(target_kib, at_kib)``: the target asked for and where the guest
-    was when the run that asked gave up waiting. ``detach`` holds the fields (``disks:vdb``...) whose
+    was when the run that asked gave up waiting, or, for the target libvirt asks for when
+    this module starts the guest, its maximum (QEMU starts every guest with all of
+    ``<memory>``; only a balloon driver in the guest moves it to ``<currentMemory>``).
+    ``detach`` holds the fields (``disks:vdb``...) whose
     unplug the guest had not completed when the run that asked for it ended.
 
     ``nvram`` is the one request kept in the *persistent* config (same namespace): a dict
@@ -109,6 +112,16 @@ class LiveRequests:
         if n is not None and n.get('path') and n.get('for'):
             nvram = {'path': n.get('path'), 'for': n.get('for'), 'field': n.get('field') or 'firmware'}
         return cls(balloon, detach, nvram)
+
+    def balloon_asked(self, target_kib, now_kib):
+        """Was ``target_kib`` asked for already, with the guest still where it was then or on
+        its way from there (a balloon inflates in steps)? Asking again would change nothing:
+        QEMU keeps the target. A guest anywhere else moved away from it (someone set another
+        target, or it deflated): ask again."""
+        if self.balloon is None or now_kib is None or self.balloon[0] != target_kib:
+            return False
+        low, high = sorted(self.balloon)
+        return low <= now_kib <= high
 
     def element(self, namespaced=False):
         """The element for virDomainSetMetadata (which adds the namespace), or None.
@@ -337,12 +350,14 @@ def _plan_live(plan, spec, current):
         kinds = {c.kind for c in changes}
         if field == 'memory' and spec.memory_kib is not None and spec.memory_kib <= (live_max_kib or 0) \
                 and not no_balloon:
-            if requested.balloon == (spec.memory_kib, live_cur_kib):
-                # Asked for on an earlier run and the guest has not moved since: asking
-                # again changes nothing (DESIGN principle 4: honest, not changed forever).
+            if requested.balloon_asked(spec.memory_kib, live_cur_kib):
+                # Asked for when this module started the guest or by an earlier run, and the
+                # guest has not moved away since: asking again changes nothing (DESIGN
+                # principle 4: honest, not changed forever).
                 plan.warnings.append(
-                    '%s: memory: the guest is still at %d MiB, not at the %d MiB an earlier run asked for '
-                    '(no balloon driver in the guest?); not asking again, the persistent config has it'
+                    '%s: memory: the guest is at %d MiB, not at the %d MiB asked for when the module started it '
+                    'or by an earlier run (no balloon driver in the guest, or still on its way?); not asking '
+                    'again, the persistent config has it'
                     % (spec.name, live_cur_kib // 1024, spec.memory_kib // 1024))
                 continue
             ops.append(('set_memory', 'set the memory of the running guest to %d MiB' % (spec.memory_kib // 1024),

@@ -363,7 +363,12 @@ def test_check_mode_reports_exactly_what_the_real_run_executes(conn, name, steps
 # has "no balloon driver". Everything else (define, live metadata, state) is libvirt's.
 
 class Guest:
-    """A test-driver domain whose guest cooperates in unplug and balloon, or not."""
+    """A test-driver domain whose guest cooperates in unplug and balloon, or not.
+
+    Started through the stand-in (or after :meth:`boot`), it is at its maximum memory as a
+    QEMU guest is at the start, until its balloon driver (``balloon=True``) reaches the
+    target (:meth:`settle`, or a set_memory); without a driver it stays there.
+    """
 
     def __init__(self, dom, unplug=True, balloon=True):
         self.dom = dom
@@ -372,15 +377,32 @@ class Guest:
         self.unplugged = []  # live device elements the guest released
         self.detach_calls = 0
         self.memory_calls = 0
+        self.at_kib = None  # where the guest is, while that differs from the test driver's value
 
     def __getattr__(self, attr):
         return getattr(self.dom, attr)
 
+    def boot(self):
+        """A new QEMU process: the guest has all of <memory>."""
+        self.at_kib = int(parse(self.dom.XMLDesc(0)).find('memory').text)
+
+    def settle(self):
+        """The balloon driver reached the target libvirt asked for."""
+        assert self.balloon
+        self.at_kib = None
+
+    def createWithFlags(self, flags=0):  # noqa: N802
+        self.dom.createWithFlags(flags)
+        self.boot()
+        return 0
+
     def XMLDesc(self, flags=0):  # noqa: N802 - libvirt's name
         xml = self.dom.XMLDesc(flags)
-        if flags & libvirt.VIR_DOMAIN_XML_INACTIVE or not self.unplugged:
+        if flags & libvirt.VIR_DOMAIN_XML_INACTIVE or not (self.unplugged or self.at_kib) or not self.dom.isActive():
             return xml
         root = parse(xml)
+        if self.at_kib:
+            root.find('currentMemory').text = str(self.at_kib)
         devices = root.find('devices')
         for gone in self.unplugged:
             for el in devices.findall(gone.tag):
@@ -400,7 +422,10 @@ class Guest:
 
     def setMemoryFlags(self, kib, flags):  # noqa: N802
         self.memory_calls += 1
-        return self.dom.setMemoryFlags(kib, flags) if self.balloon else 0
+        if not self.balloon:
+            return 0
+        self.at_kib = None
+        return self.dom.setMemoryFlags(kib, flags)
 
 
 class GuestConnection:
@@ -503,7 +528,8 @@ def test_a_balloon_target_the_guest_ignores_is_asked_for_once(conn, name):
     for check in (False, True):
         again = run_guest(conn, guest, check=check, **{**base, 'memory': 64})
         assert not again['changed'] and again['actions'] == [] and again['pending_restart'] is False
-        assert len(again['warnings']) == 1 and 'not at the 64 MiB an earlier run asked for' in again['warnings'][0]
+        assert len(again['warnings']) == 1 and 'not at the 64 MiB asked for when the module started it or by an ' \
+            'earlier run' in again['warnings'][0]
     assert guest.memory_calls == 1
     # A guest that does balloon: another target is asked for, reached, the record cleared.
     guest.balloon = True
@@ -511,6 +537,86 @@ def test_a_balloon_target_the_guest_ignores_is_asked_for_once(conn, name):
     assert ops(reached) == ['define', 'set_memory'] and reached['warnings'] == []
     assert reached['domain']['memory_mib'] == 96
     assert live_requests(conn, name).balloon is None
+
+
+def assert_quiet(conn, guest, options, warning):
+    """A rerun and a check-mode rerun change nothing and ask the balloon nothing."""
+    calls = guest.memory_calls
+    for check in (False, True):
+        again = run_guest(conn, guest, check=check, **options)
+        assert not again['changed'] and again['actions'] == [] and again['pending_restart'] is False
+        if warning:
+            assert again['warnings'] == [warning]
+        else:
+            assert again['warnings'] == []
+    assert guest.memory_calls == calls
+
+
+def stuck_warning(name, at_mib, target_mib):
+    return ('%s: memory: the guest is at %d MiB, not at the %d MiB asked for when the module started it or by an '
+            'earlier run (no balloon driver in the guest, or still on its way?); not asking again, the persistent '
+            'config has it' % (name, at_mib, target_mib))
+
+
+def test_reruns_after_the_module_starts_a_guest_without_a_balloon_driver_are_no_ops(conn, name):
+    base = dict(name=name, state='running', memory=128, max_memory=256)
+    run(conn, **{**base, 'state': 'present'})
+    guest = Guest(conn.conn.lookupByName(name), balloon=False)
+    started = run_guest(conn, guest, **base)
+    assert ops(started) == ['start'] and started['warnings'] == []
+    # libvirt asked the balloon for 128 MiB at the start; the guest stays at its 256 MiB.
+    assert started['domain']['memory_mib'] == 256
+    assert live_requests(conn, name).balloon == (128 * 1024, 256 * 1024)
+    assert_quiet(conn, guest, base, stuck_warning(name, 256, 128))
+    # A reset inside the same QEMU process keeps the live metadata and the memory.
+    guest.dom.reset(0)
+    assert_quiet(conn, guest, base, stuck_warning(name, 256, 128))
+    # Off and on again through the module: a new QEMU process, the start records anew.
+    assert ops(run_guest(conn, guest, **{**base, 'state': 'destroyed'})) == ['destroy']
+    assert live_requests(conn, name).balloon is None
+    assert ops(run_guest(conn, guest, **base)) == ['start']
+    assert_quiet(conn, guest, base, stuck_warning(name, 256, 128))
+    # A restart for a restart-only change (restart_policy if_needed) records it as well.
+    cpu = {**base, 'cpu': {'mode': 'host-passthrough'}, 'restart_policy': 'if_needed', 'force': True,
+           'shutdown_timeout': 0}
+    dom_id = guest.dom.ID()
+    assert ops(run_guest(conn, guest, **cpu)) == ['define', 'restart']
+    assert guest.dom.ID() != dom_id and live_requests(conn, name).balloon == (128 * 1024, 256 * 1024)
+    assert_quiet(conn, guest, cpu, stuck_warning(name, 256, 128))
+    assert guest.memory_calls == 0  # nothing asked after libvirt did at each start
+    # Another target is still asked for (once).
+    lower = run_guest(conn, guest, **{**cpu, 'memory': 96})
+    assert ops(lower) == ['define', 'set_memory'] and guest.memory_calls == 1
+    assert live_requests(conn, name).balloon == (96 * 1024, 256 * 1024)
+
+
+def test_a_guest_whose_balloon_driver_reaches_the_target_later_is_quiet(conn, name):
+    base = dict(name=name, state='running', memory=128, max_memory=256)
+    run(conn, **{**base, 'state': 'present'})
+    guest = Guest(conn.conn.lookupByName(name), balloon=True)
+    started = run_guest(conn, guest, **base)
+    assert ops(started) == ['start'] and started['domain']['memory_mib'] == 256
+    # Right after the start (the driver not loaded yet) and on its way down: quiet.
+    assert_quiet(conn, guest, base, stuck_warning(name, 256, 128))
+    guest.at_kib = 200 * 1024
+    assert_quiet(conn, guest, base, stuck_warning(name, 200, 128))
+    # There: quiet without a warning.
+    guest.settle()
+    assert_quiet(conn, guest, base, None)
+    assert run_guest(conn, guest, **base)['domain']['memory_mib'] == 128
+    assert guest.memory_calls == 0
+
+
+def test_a_guest_started_outside_the_module_is_asked_once(conn, name):
+    base = dict(name=name, state='running', memory=128, max_memory=256)
+    run(conn, **{**base, 'state': 'present'})
+    guest = Guest(conn.conn.lookupByName(name), balloon=False)
+    guest.dom.create()  # virsh start: no record of what libvirt asked
+    guest.boot()
+    asked = run_guest(conn, guest, **base)
+    assert ops(asked) == ['set_memory'] and guest.memory_calls == 1
+    assert asked['warnings'] and 'did not reach the 128 MiB asked for within 1s' in asked['warnings'][0]
+    assert_quiet(conn, guest, base, stuck_warning(name, 256, 128))
 
 
 def test_memory_of_a_guest_without_balloon_device_is_pending_not_an_error(conn, name):

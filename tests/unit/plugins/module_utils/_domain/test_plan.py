@@ -297,13 +297,24 @@ def test_a_balloon_target_already_asked_for_is_not_asked_again():
     stuck = Current(NAME, True, 'running', first.merged_xml, _live(LiveRequests((48 * 1024, 128 * 1024))))
     plan = plan_for('running', stuck, memory=48)
     assert plan.actions == [] and not plan.changed and plan.pending_restart == []
-    assert plan.warnings == ['%s: memory: the guest is still at 128 MiB, not at the 48 MiB an earlier run asked '
-                             'for (no balloon driver in the guest?); not asking again, the persistent config '
-                             'has it' % NAME]
-    # The guest moved since (it got a driver, or someone else ballooned it): ask again.
+    assert plan.warnings == ['%s: memory: the guest is at 128 MiB, not at the 48 MiB asked for when the module '
+                             'started it or by an earlier run (no balloon driver in the guest, or still on its '
+                             'way?); not asking again, the persistent config has it' % NAME]
+    # On its way from where it was to the target (a balloon inflates in steps): QEMU keeps
+    # the target, asking again changes nothing.
+    on_its_way = Current(NAME, True, 'running', first.merged_xml,
+                         _live(LiveRequests((48 * 1024, 128 * 1024)), memory_kib=100 * 1024))
+    plan = plan_for('running', on_its_way, memory=48)
+    assert plan.actions == [] and len(plan.warnings) == 1 and 'is at 100 MiB' in plan.warnings[0]
+    # Moved away from both (someone else ballooned it below the target): ask again.
     moved = Current(NAME, True, 'running', first.merged_xml,
-                    _live(LiveRequests((48 * 1024, 128 * 1024)), memory_kib=100 * 1024))
+                    _live(LiveRequests((48 * 1024, 128 * 1024)), memory_kib=32 * 1024))
     assert ops(plan_for('running', moved, memory=48)) == ['set_memory']
+    # A request to deflate (target above where the guest was) spans the same range upwards.
+    up = LiveRequests((120 * 1024, 64 * 1024))
+    assert up.balloon_asked(120 * 1024, 64 * 1024) and up.balloon_asked(120 * 1024, 100 * 1024)
+    assert not up.balloon_asked(120 * 1024, 32 * 1024) and not up.balloon_asked(100 * 1024, 64 * 1024)
+    assert not LiveRequests().balloon_asked(48 * 1024, 128 * 1024)
     # Another target than the recorded one: ask for it.
     assert ops(plan_for('running', stuck, memory=64)) == ['define', 'set_memory']
 
