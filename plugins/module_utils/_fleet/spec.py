@@ -277,8 +277,11 @@ def _network_config(plan, nics):
         if nic.get('ip') and nic.get('address_mode') != 'dhcp_reservation':
             eth['addresses'] = [nic['ip']]
             if nic.get('gateway'):
-                eth['routes'] = [{'to': 'default' if ':' not in nic['gateway'] else '::/0',
-                                  'via': nic['gateway']}]
+                # gateway4/gateway6, not routes: cloud-init before 23.x refuses "to: default",
+                # and its ifupdown (eni) renderer writes routes as "route add" lines, which
+                # need net-tools; a subnet gateway becomes ifupdown's own "gateway" line.
+                # Every renderer (eni, netplan, networkd, NetworkManager, sysconfig) takes it.
+                eth['gateway6' if ':' in nic['gateway'] else 'gateway4'] = nic['gateway']
             if nic.get('dns'):
                 eth['nameservers'] = {'addresses': list(nic['dns'])}
         else:

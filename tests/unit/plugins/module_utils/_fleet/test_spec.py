@@ -121,11 +121,18 @@ def test_static_ip_writes_network_config_with_stable_macs():
     assert plan.domain['interfaces'][1]['mac'] == '52:54:00:aa:bb:cc'
     assert plan.seed['network_config'] == {'version': 2, 'ethernets': {
         'nic0': {'match': {'macaddress': mac}, 'addresses': ['192.168.122.50/24'],
-                 'routes': [{'to': 'default', 'via': '192.168.122.1'}],
+                 'gateway4': '192.168.122.1',
                  'nameservers': {'addresses': ['192.168.122.1']}},
         'nic1': {'match': {'macaddress': '52:54:00:aa:bb:cc'}, 'dhcp4': True}}}
     # a static guest answers on its configured address: no lease to wait for by default
     assert plan.static_ips == ['192.168.122.50'] and plan.wait_for_ip is False
+
+
+def test_an_ipv6_gateway_is_gateway6():
+    plan = guest_plans([{'name': 'v6', 'kind': 'kvm', 'networks': [
+        {'network': 'default', 'ip': 'fd00:150::20/64', 'gateway': 'fd00:150::1'}]}])[0]
+    eth = plan.seed['network_config']['ethernets']['nic0']
+    assert eth['addresses'] == ['fd00:150::20/64'] and eth['gateway6'] == 'fd00:150::1' and 'gateway4' not in eth
 
 
 def test_dhcp_reservation_needs_no_cloud_init_and_waits_for_the_lease():
