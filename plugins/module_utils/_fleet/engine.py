@@ -346,7 +346,7 @@ class FleetEngine:
     def reservation_warnings(self, run):
         """A running guest whose NIC holds other addresses than its reservation (it got a lease
         before the reservation existed or changed): said once, with what it really has."""
-        if run.error is not None or self.actual_state(run) != 'running':
+        if not run.plan.reservations or run.error is not None or self.actual_state(run) != 'running':
             return []
         nics = dict(((nic.get('mac') or '').lower(), nic) for nic in (run.facts or {}).get('interfaces') or [])
         out = []

@@ -415,3 +415,12 @@ def test_a_guest_holding_another_address_than_its_reservation_is_warned_about(ke
     assert engine.reservation_warnings(guest) == []
     guest.facts['interfaces'][0]['addresses'] = []  # not known yet: nothing to say
     assert engine.reservation_warnings(guest) == []
+
+
+def test_guests_without_reservations_are_not_looked_at():
+    """Container facts hold ``interfaces`` as {name: {...}}: only KVM reservations are checked."""
+    from ansible_collections.virtkit.guests.plugins.module_utils._fleet.engine import GuestRun
+    plan = spec.validate_fleet(params_of([{'name': 'c1', 'kind': 'lxc'}]), layout=lambda: None)[0][0]
+    guest = GuestRun(plan)
+    guest.facts = {'state': 'running', 'interfaces': {'eth0': {'ipv4': ['10.0.3.5'], 'ipv6': []}}}
+    assert FleetEngine(params_of([]), connect=Connections()).reservation_warnings(guest) == []
