@@ -539,6 +539,42 @@ def _section_label(section):
     return 'a DHCP host' if section.endswith('DHCP_HOST') else 'a DNS host'
 
 
+def reservation_problem(network, el, roots, mac, ip, prefix=None, hostname=None):
+    """Pure: refuse a DHCP reservation ``mac`` -> ``ip`` on the IPv4 ``<ip>`` element ``el``.
+
+    ``roots`` are the network's persistent and live XML, whose host entries are checked
+    for another MAC holding ``ip`` or ``hostname``. Raises a one-line VirtkitError.
+    """
+    iface = _ip_identity(el)
+    if not isinstance(iface, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
+        raise VirtkitError('network %s: cannot read its IPv4 address %r' % (network, el.get('address')))
+    subnet = iface.network
+    addr = ipaddress.ip_address(ip)
+    if addr not in subnet:
+        raise VirtkitError('%s is outside the subnet %s of network %s (reservations go into its first IPv4 '
+                           'subnet)' % (ip, subnet, network))
+    if prefix is not None and prefix != subnet.prefixlen:
+        raise VirtkitError('%s/%d does not match the subnet %s of network %s' % (ip, prefix, subnet, network))
+    if addr == iface.ip:
+        raise VirtkitError('%s is the host\'s own address on network %s' % (ip, network))
+    if addr in (subnet.network_address, subnet.broadcast_address):
+        raise VirtkitError('%s is the network or broadcast address of %s (network %s)' % (ip, subnet, network))
+    if el.find('dhcp/range') is None:
+        raise VirtkitError('network %s has no DHCP range in %s, so no DHCP server hands out the reservation '
+                           '(add ipv4.dhcp_ranges with libvirt_network, or use a network-config address)'
+                           % (network, subnet))
+    for root in roots:
+        for h in root.findall('ip/dhcp/host'):
+            other = (h.get('mac') or '').lower()
+            if other == mac:
+                continue
+            if h.get('ip') == ip:
+                raise VirtkitError('%s is already reserved for %s on network %s' % (ip, other or h.get('name'), network))
+            if hostname and h.get('name') == hostname:
+                raise VirtkitError('the host name %s is already reserved for %s (%s) on network %s'
+                                   % (hostname, other or '?', h.get('ip'), network))
+
+
 # ------------------------------------------------------------------ facts
 
 
@@ -751,6 +787,48 @@ class NetworkManager:
             raise VirtkitError('%s: read DHCP leases failed: %s' % (name, ' '.join(str(err).split())))
         return [{'mac': lease.get('mac'), 'ip': lease.get('ipaddr'), 'prefix': lease.get('prefix'),
                  'hostname': lease.get('hostname'), 'expiry': lease.get('expirytime')} for lease in raw]
+
+    def reserve(self, network, mac, ip, prefix=None, hostname=None, state='present', check_mode=False):
+        """A DHCP host entry (``mac`` -> ``ip``, optionally ``hostname``) on an existing network.
+
+        The entry goes into the network's first IPv4 subnet, live and persistent (no restart),
+        through the same plan as :meth:`run`. Refused in one line, before anything changes,
+        when the network does not exist, has no DHCP range in the subnet holding ``ip``, or
+        when ``ip`` (or ``hostname``) is reserved for or leased to another MAC. With ``state``
+        absent the entry of ``mac`` is removed if there is one.
+        """
+        mac = mac.lower()
+        current = self.read(network)
+        nothing = {'changed': False, 'actions': [], 'diff': {}, 'pending_restart': False,
+                   'pending_restart_fields': []}
+        if not current.exists:
+            if state == 'absent':
+                return nothing
+            raise VirtkitError('network %s does not exist (a DHCP reservation goes into an existing libvirt '
+                               'network; create it with libvirt_network)' % network)
+        roots = [parse(current.inactive_xml, 'network XML')]
+        if current.live_xml is not None:
+            roots.append(parse(current.live_xml, 'live network XML'))
+        subnets = _ip_elements(roots[0], 'ipv4')
+        if not subnets:
+            if state == 'absent':
+                return nothing
+            raise VirtkitError('network %s has no IPv4 subnet for the reservation of %s' % (network, ip))
+        el = subnets[0]
+        iface = _ip_identity(el)
+        if state == 'present':
+            reservation_problem(network, el, roots, mac, ip, prefix, hostname)
+            if current.active:
+                for lease in self.leases(network):
+                    if lease['ip'] == ip and (lease['mac'] or '').lower() != mac:
+                        raise VirtkitError('%s is leased to %s on network %s; choose another address or '
+                                           'reserve it once that lease has ended' % (ip, lease['mac'], network))
+            host = {'mac': mac, 'ip': ip, 'name': hostname, 'state': 'present'}
+        else:
+            host = {'mac': mac, 'state': 'absent'}
+        params = {'name': network, 'state': 'present', 'hosts_exclusive': False, 'restart_policy': 'never',
+                  'ipv4': {'address': str(iface), 'dhcp_hosts': [host]}}
+        return self.run(params, check_mode=check_mode)
 
     # ------------------------------------------------------------ operations
 

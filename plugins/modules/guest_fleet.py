@@ -60,8 +60,10 @@ options:
         (V(running) (default), V(stopped), V(present) = defined or created with its power state
         untouched, V(absent)), C(groups) (inventory groups, passed through to the result),
         C(autostart), C(wait_for_ip) (default true for running guests; for KVM guests with
-        a static C(networks[].ip) the default is false and RV(guests[].ip) is the configured
-        address), C(host_vars) (passed through into RV(guests[].host_vars))."
+        a network-config C(networks[].ip) the default is false and RV(guests[].ip) is the
+        configured address unless the wait reads the guest's own, for example with
+        C(wait_for_ip=true) and C(domain.ip_sources=[agent])), C(host_vars) (passed through into
+        RV(guests[].host_vars))."
       - "KVM keys: C(image) (C(url) or C(path) of the base image, imported once per pool with
         its C(checksum) (V(sha256:<hex>) or V(sha256:<url of SHA256SUMS>)), optional C(format)
         and C(name) (the base volume's name, default the file name); C(path) is a file on the
@@ -70,7 +72,7 @@ options:
         volume, this size or the base's; never shrunk), C(memory) (default V(512MiB)),
         C(vcpus) (default V(1)), C(virt_type), C(firmware), C(boot), C(metadata),
         C(description) (as in M(virtkit.guests.libvirt_domain)), C(networks) (list of
-        C(network) or C(bridge), C(mac), C(model), C(ip) (CIDR), C(gateway), C(dns);
+        C(network) or C(bridge), C(mac), C(model), C(ip), C(gateway), C(dns), C(address_mode);
         default one NIC on network V(default)), C(disks) (extra disks: C(name), C(size),
         C(format) (V(qcow2) default or V(raw)), C(bus); volumes C(<guest>-<name>.<format>)
         attached after the root disk), C(cloud_init), C(remove_storage), C(domain)."
@@ -80,9 +82,25 @@ options:
         the guest's name), C(network_config) (wins over the one derived from C(networks[].ip)).
         The seed is the volume C(<guest>-seed.iso) in O(pool) on a cdrom; its instance-id is
         stable, so cloud-init runs once per guest."
-      - "C(networks[].ip) makes the module write a cloud-init network-config (version 2,
-        matched by MAC; a NIC without C(mac) gets a stable one derived from the guest's name and
-        the NIC's position), so it needs C(cloud_init) not to be V(false)."
+      - "C(networks[].ip) declares a static address. A NIC with an C(ip) and without C(mac) gets a
+        stable MAC derived from the guest's name and the NIC's position. C(address_mode) says how
+        the address reaches the guest: V(cloud_init) (the default) writes it, with C(gateway) and
+        C(dns), into the seed's cloud-init network-config (version 2, matched by MAC; C(ip) in CIDR
+        form), so it needs C(cloud_init) not to be V(false); the guest configures it itself and
+        runs no DHCP client on that NIC."
+      - "C(address_mode=dhcp_reservation) is for images without cloud-init: the address (IPv4,
+        optionally with the subnet's prefix) becomes a DHCP host entry (MAC -> IP, host name the
+        guest's name when it is a valid host name) of the libvirt network C(network) the NIC is
+        on, added live and persistently (no network restart) before the guest is defined, so its
+        first DHCP request gets it. The guest's own DHCP client then keeps it across restarts.
+        Only networks a NIC names with this mode are edited. Refused in one line before anything
+        of the guest is created when the network does not exist, has no DHCP range in its first
+        IPv4 subnet or the address lies outside that subnet, or the address (or host name) is
+        reserved for or leased to another MAC. C(gateway) and C(dns) come from the network and
+        cannot be set. State V(absent) removes the reservations of the NICs the entry still
+        lists (keep C(networks) in the entry). The guest is waited for by default and
+        RV(guests[].ip) is the lease it really took; when a running guest holds another address
+        (it took a lease before the reservation existed or changed), a warning says so."
       - "C(remove_storage) (default V(false)): with state V(absent), also delete the overlay,
         the extra disks and the seed, never the shared base image."
       - "C(domain): any further M(virtkit.guests.libvirt_domain) option, merged last
@@ -193,6 +211,18 @@ EXAMPLES = r'''
   loop: "{{ fleet.guests | selectattr('ip') | list }}"
   loop_control:
     label: "{{ item.name }}"
+
+- name: A guest from an image without cloud-init, its address reserved on the network lab
+  virtkit.guests.guest_fleet:
+    guests:
+      - name: appliance1
+        kind: kvm
+        image: {name: appliance.qcow2}
+        cloud_init: false
+        networks:
+          - network: lab
+            ip: 192.168.150.30
+            address_mode: dhcp_reservation
 
 - name: Remove one guest with its overlay, disks and seed
   virtkit.guests.guest_fleet:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
+from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import libvirt
 from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
 
@@ -207,7 +208,9 @@ class AddressReader:
                     if kind == 'network' and network and not result[mac]:
                         result[mac] = self._network_leases(network, mac, since, baseline)
             elif source == 'agent':
-                if not _agent_connected(live_root):
+                # live_root may be from before the boot (a wait polls with the XML read once):
+                # the agent connects only once the guest runs it, so ask libvirt again.
+                if not _agent_connected(live_root) and not _agent_connected_now(dom):
                     continue
                 for mac, addrs in self._from_domain(dom, libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT).items():
                     if mac in result and not result[mac]:
@@ -242,6 +245,13 @@ def _agent_connected(live_root):
         if target.get('name') == 'org.qemu.guest_agent.0':
             return target.get('state') == 'connected'
     return False
+
+
+def _agent_connected_now(dom):
+    try:
+        return _agent_connected(parse(dom.XMLDesc(0), 'live domain XML'))
+    except (libvirt.libvirtError, VirtkitError):
+        return False
 
 
 def first_address(addresses):

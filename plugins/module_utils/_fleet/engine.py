@@ -22,6 +22,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Con
 from ansible_collections.virtkit.guests.plugins.module_utils._wait import Deadline
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.manager import DomainManager
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import ContainerManager
+from ansible_collections.virtkit.guests.plugins.module_utils._network import NetworkManager
 from ansible_collections.virtkit.guests.plugins.module_utils._storage import volume as _volume
 from ansible_collections.virtkit.guests.plugins.module_utils._storage.volume import VolumeManager
 from ansible_collections.virtkit.guests.plugins.module_utils import _seed
@@ -112,6 +113,9 @@ class FleetEngine:
         # the same pool ("pool has asynchronous jobs running"): storage steps take turns.
         # They are short; domain and container work stays parallel.
         self.storage_lock = threading.Lock()
+        # DHCP reservations are checked against the network's hosts and leases, then added:
+        # one guest at a time, so two guests cannot both pass the check for one address.
+        self.network_lock = threading.Lock()
 
     # ------------------------------------------------------------ the run
 
@@ -214,6 +218,8 @@ class FleetEngine:
             result = manager.run(plan.domain, check_mode=self.check_mode)
             run.record('domain', result)
             run.facts = {}
+            for res in plan.reservations:
+                self._reserve(run, res, 'absent')
             if plan.remove_storage:
                 for name in plan.volume_names():
                     params = checked(_volume.ARGUMENT_SPEC, {'uri': self.uri, 'name': name, 'pool': self.pool,
@@ -226,6 +232,10 @@ class FleetEngine:
             return
         if plan.base is not None and plan.base.error:
             raise VirtkitError(plan.base.error)
+        # Before anything else of the guest: a refused reservation leaves nothing behind, and
+        # the guest's first DHCP request already gets the reserved address.
+        for res in plan.reservations:
+            self._reserve(run, res, 'present')
         if plan.overlay is not None:
             label = 'overlay %s' % plan.overlay['name']
             if plan.base is not None and plan.base.planned and not self._exists(plan.overlay['name']):
@@ -254,6 +264,15 @@ class FleetEngine:
         run.pending_restart = result.get('pending_restart', False)
         run.pending_restart_fields = result.get('pending_restart_fields', [])
         run.facts = result.get('domain') or {}
+
+    def _reserve(self, run, res, state):
+        with self.network_lock:
+            try:
+                result = NetworkManager(self.c).reserve(res.network, res.mac, res.ip, res.prefix, res.hostname,
+                                                        state=state, check_mode=self.check_mode)
+            except VirtkitError as err:
+                raise VirtkitError('%s: %s' % (res.where, err))
+        run.record('network %s' % res.network, result)
 
     def _seed(self, params):
         with self.storage_lock:
@@ -324,6 +343,21 @@ class FleetEngine:
             return [a for nic in facts.get('interfaces') or [] for a in nic.get('addresses') or []]
         return list(facts.get('ips') or (facts.get('ipv4') or []) + (facts.get('ipv6') or []))
 
+    def reservation_warnings(self, run):
+        """A running guest whose NIC holds other addresses than its reservation (it got a lease
+        before the reservation existed or changed): said once, with what it really has."""
+        if not run.plan.reservations or run.error is not None or self.actual_state(run) != 'running':
+            return []
+        nics = dict(((nic.get('mac') or '').lower(), nic) for nic in (run.facts or {}).get('interfaces') or [])
+        out = []
+        for res in run.plan.reservations:
+            have = [a for a in (nics.get(res.mac) or {}).get('addresses') or [] if _is_ipv4(a)]
+            if have and res.ip not in have:
+                out.append('%s: the guest has %s on network %s, not its reserved %s; it takes the reserved '
+                           'address at its next DHCP renewal or restart' % (res.where, ', '.join(have),
+                                                                            res.network, res.ip))
+        return out
+
     def guest_result(self, run):
         plan = run.plan
         state = self.actual_state(run)
@@ -370,6 +404,8 @@ class FleetEngine:
         for run in runs:
             guests.append(self.guest_result(run))
             plan = run.plan
+            if not self.check_mode:
+                run.warnings.extend(self.reservation_warnings(run))
             if run.error is not None:
                 summary['failed'] += 1
                 errors.append('%s: %s' % (plan.label, run.error))

@@ -37,6 +37,10 @@ STATES = ('running', 'stopped', 'present', 'absent')
 DOMAIN_STATE = {'running': 'running', 'stopped': 'shutdown', 'present': 'present', 'absent': 'absent'}
 CONTAINER_STATE = {'running': 'started', 'stopped': 'stopped', 'present': 'present', 'absent': 'absent'}
 DISK_FORMATS = ('qcow2', 'raw')
+# How a NIC's static ``ip`` reaches the guest: the seed's network-config (the guest sets it
+# itself), or a DHCP host entry (MAC -> IP) on the libvirt network the NIC is on.
+ADDRESS_MODES = ('cloud_init', 'dhcp_reservation')
+_HOSTNAME_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
 CLOUD_INIT_KEYS = ('user_data', 'users', 'ssh_authorized_keys', 'packages', 'runcmd', 'hostname',
                    'network_config')
 # Options of the generated params that the escape hatches must not override.
@@ -94,6 +98,7 @@ KVM_KEYS = dict(
         'ip': {'type': 'str'},
         'gateway': {'type': 'str'},
         'dns': {'type': 'list', 'elements': 'str'},
+        'address_mode': {'type': 'str', 'choices': list(ADDRESS_MODES)},
     }, 'mutually_exclusive': [['network', 'bridge']], 'required_one_of': [['network', 'bridge']]},
     disks={'type': 'list', 'elements': 'dict', 'options': {
         'name': {'type': 'str', 'required': True},
@@ -145,6 +150,21 @@ class BaseImage:
         self.guests = []
 
 
+class Reservation:
+    """A NIC's declared address as a DHCP host entry (MAC -> IP) of a libvirt network."""
+
+    def __init__(self, where, network, mac, ip, prefix, hostname):
+        self.where = where          # networks[N], for messages
+        self.network = network
+        self.mac = mac
+        self.ip = ip                # the address, without prefix
+        self.prefix = prefix        # None when the entry gave none
+        self.hostname = hostname    # the guest's name when it is a valid host name, else None
+
+    def __repr__(self):
+        return 'Reservation(%s, %s, %s)' % (self.network, self.mac, self.ip)
+
+
 class GuestPlan:
     """One validated guest: its entry and the params of every manager it needs."""
 
@@ -166,6 +186,7 @@ class GuestPlan:
         self.remove_storage = False
         self.ansible_user = None
         self.static_ips = []       # addresses set through network-config (kvm)
+        self.reservations = []     # Reservation: DHCP host entries on libvirt networks (kvm)
 
     @property
     def label(self):
@@ -253,11 +274,14 @@ def _network_config(plan, nics):
     ethernets = {}
     for i, nic in enumerate(nics):
         eth = {'match': {'macaddress': nic['mac']}}
-        if nic.get('ip'):
+        if nic.get('ip') and nic.get('address_mode') != 'dhcp_reservation':
             eth['addresses'] = [nic['ip']]
             if nic.get('gateway'):
-                eth['routes'] = [{'to': 'default' if ':' not in nic['gateway'] else '::/0',
-                                  'via': nic['gateway']}]
+                # gateway4/gateway6, not routes: cloud-init before 23.x refuses "to: default",
+                # and its ifupdown (eni) renderer writes routes as "route add" lines, which
+                # need net-tools; a subnet gateway becomes ifupdown's own "gateway" line.
+                # Every renderer (eni, netplan, networkd, NetworkManager, sysconfig) takes it.
+                eth['gateway6' if ':' in nic['gateway'] else 'gateway4'] = nic['gateway']
             if nic.get('dns'):
                 eth['nameservers'] = {'addresses': list(nic['dns'])}
         else:
@@ -267,14 +291,25 @@ def _network_config(plan, nics):
 
 
 def _kvm_networks(plan, entry):
+    """(NICs with their MACs, whether a network-config is needed); fills static_ips and reservations."""
     nets = entry.get('networks')
     if nets is None:
         nets = [{'network': 'default'}]
     wants_static = any(n.get('ip') for n in nets)
+    wants_config = False
     result = []
     for i, net in enumerate(nets):
         where = 'networks[%d]' % i
         n = dict((k, v) for k, v in net.items() if v is not None)
+        mode = n.get('address_mode')
+        if mode and not n.get('ip'):
+            raise VirtkitError('%s: address_mode %s needs ip' % (where, mode))
+        if wants_static and not n.get('mac'):
+            n['mac'] = stable_mac(plan.name, i)
+        if mode == 'dhcp_reservation':
+            plan.reservations.append(_reservation(plan, where, n))
+            result.append(n)
+            continue
         if n.get('ip'):
             try:
                 iface = ipaddress.ip_interface(n['ip'])
@@ -284,6 +319,7 @@ def _kvm_networks(plan, entry):
             if '/' not in n['ip']:
                 raise VirtkitError('%s.ip: %r needs a prefix length, for example %s/24' % (where, n['ip'], n['ip']))
             plan.static_ips.append(str(iface.ip))
+            wants_config = True
         elif n.get('gateway') or n.get('dns'):
             raise VirtkitError('%s: gateway and dns need ip (they go into the static network-config)' % where)
         if n.get('gateway'):
@@ -296,10 +332,31 @@ def _kvm_networks(plan, entry):
                 ipaddress.ip_address(addr)
             except ValueError:
                 raise VirtkitError('%s.dns: %r is not an IP address' % (where, addr))
-        if wants_static and not n.get('mac'):
-            n['mac'] = stable_mac(plan.name, i)
         result.append(n)
-    return result, wants_static
+    return result, wants_config
+
+
+def _reservation(plan, where, nic):
+    """The DHCP host entry of a NIC with address_mode dhcp_reservation (pure checks only;
+    the network's subnet, range and other hosts are checked against the host at run time)."""
+    if not nic.get('network'):
+        raise VirtkitError('%s: address_mode dhcp_reservation needs network (a libvirt network whose DHCP '
+                           'server hands out the address), not bridge' % where)
+    for key in ('gateway', 'dns'):
+        if nic.get(key):
+            raise VirtkitError('%s: %s cannot be set with address_mode dhcp_reservation (the network\'s DHCP '
+                               'server gives the gateway and DNS)' % (where, key))
+    text = nic['ip']
+    try:
+        iface = ipaddress.ip_interface(text)
+    except ValueError:
+        raise VirtkitError('%s.ip: %r is not an IPv4 address such as 192.168.122.50' % (where, text))
+    if iface.version != 4:
+        raise VirtkitError('%s.ip: %s: address_mode dhcp_reservation takes IPv4 addresses (libvirt matches '
+                           'IPv6 DHCP hosts by DUID, not MAC)' % (where, text))
+    prefix = iface.network.prefixlen if '/' in text else None
+    hostname = plan.name if _HOSTNAME_RE.match(plan.name) else None
+    return Reservation(where, nic['network'], nic['mac'].lower(), str(iface.ip), prefix, hostname)
 
 
 def _user_data(plan, ci):
@@ -331,7 +388,8 @@ def _cloud_init(plan, entry, nics, wants_static):
     if value is None or value is False:
         if wants_static and value is False:
             raise VirtkitError('networks[].ip needs cloud_init (the address is set through the seed\'s '
-                               'network-config); remove cloud_init: false')
+                               'network-config); remove cloud_init: false, or give the NIC '
+                               'address_mode: dhcp_reservation')
         if not wants_static:
             return None
         value = {}
@@ -433,6 +491,12 @@ def _kvm(plan, entry, fleet):
         raise VirtkitError('domain: %s cannot be set in the escape hatch (they are the guest\'s own keys '
                            'or the fleet\'s options)' % ', '.join(reserved))
     interfaces = [dict((k, v) for k, v in n.items() if k in ('network', 'bridge', 'mac', 'model')) for n in nics]
+    seen = {}
+    for res in plan.reservations:
+        key = (res.network, res.ip)
+        if key in seen:
+            raise VirtkitError('%s: %s is also reserved by %s' % (res.where, res.ip, seen[key]))
+        seen[key] = res.where
     params = {'uri': uri, 'name': name, 'state': DOMAIN_STATE[plan.state],
               'restart_policy': fleet['restart_policy'], 'wait_for_ip': False,
               'disks': disks_out + list(extra.pop('disks', None) or []),
@@ -458,6 +522,12 @@ def _kvm_absent(plan, entry, fleet):
         if not _DISK_NAME_RE.match(disk['name']):
             raise VirtkitError('disks[%d].name: %r must use letters, digits, ".", "_" or "-"' % (i, disk['name']))
         plan.disks.append({'name': '%s-%s.%s' % (plan.name, disk['name'], disk['format']), 'pool': fleet['pool']})
+    # The guest's DHCP reservations go with it: the entry names the networks, the MAC is the
+    # entry's or the stable one the guest was created with.
+    for i, nic in enumerate(entry.get('networks') or []):
+        if nic.get('address_mode') == 'dhcp_reservation' and nic.get('network'):
+            mac = (nic.get('mac') or stable_mac(plan.name, i)).lower()
+            plan.reservations.append(Reservation('networks[%d]' % i, nic['network'], mac, None, None, None))
     extra = dict((k, v) for k, v in (entry.get('domain') or {}).items() if k in ('shutdown_timeout', 'force'))
     plan.domain = checked(domain_spec.ARGUMENT_SPEC, dict(extra, uri=fleet['uri'], name=plan.name, state='absent'))
     domain_spec.validate(deepcopy(plan.domain))

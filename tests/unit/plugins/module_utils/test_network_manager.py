@@ -166,3 +166,93 @@ def test_persistent_edit_on_running_network_is_pending(conn, name):
     assert pending['pending_restart'] and pending['pending_restart_fields'] == ['mtu']
     assert pending['network']['mtu'] is None, 'the running network keeps its MTU until restarted'
     assert pending['network']['state'] == 'running'
+
+
+# ------------------------------------------------------------------ DHCP reservations (guest_fleet)
+
+MAC = '52:54:00:23:00:20'
+
+
+def test_reserve_check_apply_rerun_and_remove(conn, name):
+    run(conn, **base(name))
+    manager = nw.NetworkManager(conn)
+    checked = manager.reserve(name, MAC.upper(), '10.231.0.20', 24, 'web1', check_mode=True)
+    assert checked['changed']
+    # live, no restart (the test driver cannot read the inactive XML of a running network,
+    # so the persistent config is written by a define; libvirtd takes one LIVE|CONFIG update)
+    assert [a['summary'] for a in checked['actions']] == [
+        'add a DHCP host of running network %s (live)' % name,
+        'update the persistent config of network %s: dhcp_hosts' % name]
+    hosts = nw.NetworkManager(conn).describe(name)[0]['ipv4']['dhcp_hosts']
+    assert MAC not in [h['mac'] for h in hosts], 'check mode must not add the host'
+    applied = nw.NetworkManager(conn).reserve(name, MAC, '10.231.0.20', 24, 'web1')
+    assert applied['changed'] and applied['actions'] == checked['actions'] and not applied['pending_restart']
+    assert conn.network(name).isActive()
+    assert {'mac': MAC, 'name': 'web1', 'ip': '10.231.0.20'} in applied['network']['ipv4']['dhcp_hosts']
+    assert not nw.NetworkManager(conn).reserve(name, MAC, '10.231.0.20', 24, 'web1')['changed']
+    assert not nw.NetworkManager(conn).reserve(name, MAC, '10.231.0.20', None, 'web1', check_mode=True)['changed']
+    # a new address for the same MAC is a modification, still live
+    moved = nw.NetworkManager(conn).reserve(name, MAC, '10.231.0.21', None, 'web1')
+    assert [a['summary'] for a in moved['actions']][0] == 'modify a DHCP host of running network %s (live)' % name
+    assert [a['action'] for a in moved['actions']] == ['update', 'define']
+    gone = nw.NetworkManager(conn).reserve(name, MAC, None, state='absent')
+    assert gone['changed'] and MAC not in [h['mac'] for h in gone['network']['ipv4']['dhcp_hosts']]
+    assert [h['mac'] for h in gone['network']['ipv4']['dhcp_hosts']] == ['52:54:00:23:00:10']
+    assert not nw.NetworkManager(conn).reserve(name, MAC, None, state='absent')['changed']
+
+
+def test_reserve_on_a_missing_network(conn, name):
+    with pytest.raises(VirtkitError) as exc:
+        nw.NetworkManager(conn).reserve(name, MAC, '10.231.0.20')
+    assert str(exc.value).startswith('network %s does not exist' % name)
+    assert not nw.NetworkManager(conn).reserve(name, MAC, None, state='absent')['changed']
+
+
+@pytest.mark.parametrize('ip, prefix, hostname, message', [
+    ('10.231.0.10', None, None, '10.231.0.10 is already reserved for 52:54:00:23:00:10 on network {name}'),
+    ('10.231.0.30', None, 'a', 'the host name a is already reserved for 52:54:00:23:00:10 (10.231.0.10) '
+                               'on network {name}'),
+    ('10.232.0.30', None, None, '10.232.0.30 is outside the subnet 10.231.0.0/24 of network {name} '
+                                '(reservations go into its first IPv4 subnet)'),
+    ('10.231.0.30', 16, None, '10.231.0.30/16 does not match the subnet 10.231.0.0/24 of network {name}'),
+    ('10.231.0.1', None, None, "10.231.0.1 is the host's own address on network {name}"),
+    ('10.231.0.255', None, None, '10.231.0.255 is the network or broadcast address of 10.231.0.0/24 '
+                                 '(network {name})'),
+])
+def test_reserve_refusals_change_nothing(conn, name, ip, prefix, hostname, message):
+    run(conn, **base(name))
+    before = conn.network(name).XMLDesc(0)
+    with pytest.raises(VirtkitError) as exc:
+        nw.NetworkManager(conn).reserve(name, MAC, ip, prefix, hostname)
+    assert str(exc.value) == message.format(name=name)
+    assert conn.network(name).XMLDesc(0) == before
+
+
+def test_reserve_needs_a_dhcp_range(conn, name):
+    run(conn, **base(name, ipv4={'address': '10.231.0.1/24'}))
+    with pytest.raises(VirtkitError) as exc:
+        nw.NetworkManager(conn).reserve(name, MAC, '10.231.0.20')
+    assert str(exc.value) == ('network %s has no DHCP range in 10.231.0.0/24, so no DHCP server hands out the '
+                              'reservation (add ipv4.dhcp_ranges with libvirt_network, or use a network-config '
+                              'address)' % name)
+
+
+def test_reserve_refuses_an_address_leased_to_another_mac(conn, name, monkeypatch):
+    run(conn, **base(name))
+    manager = nw.NetworkManager(conn)
+    monkeypatch.setattr(manager, 'leases', lambda network: [
+        {'mac': '52:54:00:99:99:99', 'ip': '10.231.0.150'}, {'mac': MAC, 'ip': '10.231.0.151'}])
+    with pytest.raises(VirtkitError) as exc:
+        manager.reserve(name, MAC, '10.231.0.150')
+    assert str(exc.value) == ('10.231.0.150 is leased to 52:54:00:99:99:99 on network %s; choose another address '
+                              'or reserve it once that lease has ended' % name)
+    # the guest's own lease is no conflict
+    assert manager.reserve(name, MAC, '10.231.0.151', check_mode=True)['changed']
+
+
+def test_reserve_on_a_stopped_network_goes_into_its_config(conn, name):
+    run(conn, **base(name, state='stopped'))
+    result = nw.NetworkManager(conn).reserve(name, MAC, '10.231.0.20')
+    assert [a['action'] for a in result['actions']] == ['define']
+    assert not conn.network(name).isActive()
+    assert {'mac': MAC, 'ip': '10.231.0.20'} in result['network']['ipv4']['dhcp_hosts']

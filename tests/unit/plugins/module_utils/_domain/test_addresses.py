@@ -240,6 +240,26 @@ def test_reader_falls_back_to_arp_after_a_stale_lease():
     assert found[MAC.lower()] == ['192.168.250.150']
 
 
+def _with_agent(state):
+    return ("<domain type='kvm'><name>vm1</name><devices>"
+            "<interface type='network'><mac address='%s'/><source network='lab'/></interface>"
+            "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0' state='%s'/></channel>"
+            "</devices></domain>" % (MAC, state))
+
+
+def test_agent_addresses_once_the_agent_connected_after_the_xml_was_read():
+    """A wait polls with the live XML read before the boot: the agent's channel reads
+    disconnected there, and connects later. Its addresses count once libvirt says so."""
+    agent = {'ens2': {'hwaddr': MAC, 'addrs': [{'type': 0, 'addr': '192.168.250.20', 'prefix': 24}]}}
+    reader, _net = reader_for([])
+    dom = FakeDomain(agent=agent)
+    stale_root = parse(_with_agent('disconnected'))
+    dom.XMLDesc = lambda flags: _with_agent('disconnected')
+    assert reader.read(dom, stale_root, ['agent'], since=T0)[MAC] == []
+    dom.XMLDesc = lambda flags: _with_agent('connected')
+    assert reader.read(dom, stale_root, ['agent'], since=T0)[MAC] == ['192.168.250.20']
+
+
 # ------------------------------------------------------------------ the guest's start time
 
 @pytest.mark.parametrize('uri, expected', [

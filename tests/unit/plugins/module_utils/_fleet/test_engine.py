@@ -339,3 +339,88 @@ def test_an_unreachable_libvirt_is_one_error_for_the_whole_run():
     params = params_of([{'name': 'x', 'kind': 'kvm'}], uri='qemu:///nowhere')
     with pytest.raises(VirtkitError, match='connect failed'):
         run(params, connect=broken)
+
+
+@pytest.fixture
+def lab(keeper):
+    """A running network of our own with a DHCP range, for reservations; removed afterwards."""
+    from ansible_collections.virtkit.guests.plugins.module_utils import _network as nw
+    name = keeper.tag + 'lab'
+    params = ArgumentSpecValidator(nw.ARGUMENT_SPEC).validate({
+        'uri': URI, 'name': name, 'state': 'running', 'forward_mode': 'isolated',
+        'ipv4': {'address': '10.233.0.1/24', 'dhcp_ranges': [{'start': '10.233.0.100', 'end': '10.233.0.200'}]},
+    }).validated_parameters
+    nw.NetworkManager(keeper).run(params)
+    yield name
+    net = keeper.conn.networkLookupByName(name)
+    net.destroy()
+    net.undefine()
+
+
+def lab_hosts(keeper, name):
+    from ansible_collections.virtkit.guests.plugins.module_utils import _network as nw
+    return nw.xml_facts(keeper.conn.networkLookupByName(name).XMLDesc(0))['ipv4']['dhcp_hosts']
+
+
+def test_a_dhcp_reservation_is_planned_added_before_the_guest_and_removed_with_it(keeper, lab):
+    tag = keeper.tag
+    guest = {'name': tag + 'r1', 'kind': 'kvm', 'wait_for_ip': False, 'cloud_init': False,
+             'networks': [{'network': lab, 'ip': '10.233.0.30', 'address_mode': 'dhcp_reservation'}]}
+    params = params_of([guest])
+    mac = spec.stable_mac(tag + 'r1', 0)
+    check = run(params, check_mode=True)
+    assert check['guests'][0]['actions'][0] == 'network %s: add a DHCP host of running network %s (live)' % (lab, lab)
+    assert lab_hosts(keeper, lab) == []
+    applied = run(params)
+    assert applied['failed_guests'] == []
+    assert [g['actions'] for g in check['guests']] == [g['actions'] for g in applied['guests']]
+    # the reservation is in place before the domain is defined
+    actions = applied['guests'][0]['actions']
+    assert actions[0].startswith('network %s: ' % lab)
+    assert actions[-2:] == ['domain: define %sr1' % tag, 'domain: start %sr1' % tag]
+    assert lab_hosts(keeper, lab) == [{'mac': mac, 'name': tag + 'r1', 'ip': '10.233.0.30'}]
+    assert applied['guests'][0]['domain']['interfaces'][0]['mac'] == mac
+    assert run(params)['changed'] is False
+    assert run(params, check_mode=True)['changed'] is False
+
+    # another guest asking for the same address is refused before anything of it exists
+    clash = params_of([dict(guest, name=tag + 'r2')])
+    refused = run(clash)
+    assert refused['errors'] == ['guests[0] (%sr2): networks[0]: 10.233.0.30 is already reserved for %s on network %s'
+                                 % (tag, mac, lab)]
+    assert keeper.domain(tag + 'r2') is None
+
+    gone = params_of([dict(guest, state='absent')])
+    check = run(gone, check_mode=True)
+    assert 'network %s: delete a DHCP host of running network %s (live)' % (lab, lab) in check['guests'][0]['actions']
+    assert lab_hosts(keeper, lab) != []
+    removed = run(gone)
+    assert removed['summary']['removed'] == 1
+    assert lab_hosts(keeper, lab) == []
+    assert run(gone)['changed'] is False
+
+
+def test_a_guest_holding_another_address_than_its_reservation_is_warned_about(keeper, lab):
+    from ansible_collections.virtkit.guests.plugins.module_utils._fleet.engine import GuestRun
+    plan = spec.validate_fleet(params_of([{'name': keeper.tag + 'w', 'kind': 'kvm', 'networks': [
+        {'network': lab, 'ip': '10.233.0.31', 'address_mode': 'dhcp_reservation'}]}]), layout=lambda: None)[0][0]
+    engine = FleetEngine(params_of([]), connect=Connections())
+    guest = GuestRun(plan)
+    mac = plan.reservations[0].mac
+    guest.facts = {'state': 'running', 'interfaces': [{'mac': mac, 'addresses': ['10.233.0.150', 'fe80::1']}]}
+    assert engine.reservation_warnings(guest) == [
+        'networks[0]: the guest has 10.233.0.150 on network %s, not its reserved 10.233.0.31; it takes the '
+        'reserved address at its next DHCP renewal or restart' % lab]
+    guest.facts['interfaces'][0]['addresses'] = ['10.233.0.31']
+    assert engine.reservation_warnings(guest) == []
+    guest.facts['interfaces'][0]['addresses'] = []  # not known yet: nothing to say
+    assert engine.reservation_warnings(guest) == []
+
+
+def test_guests_without_reservations_are_not_looked_at():
+    """Container facts hold ``interfaces`` as {name: {...}}: only KVM reservations are checked."""
+    from ansible_collections.virtkit.guests.plugins.module_utils._fleet.engine import GuestRun
+    plan = spec.validate_fleet(params_of([{'name': 'c1', 'kind': 'lxc'}]), layout=lambda: None)[0][0]
+    guest = GuestRun(plan)
+    guest.facts = {'state': 'running', 'interfaces': {'eth0': {'ipv4': ['10.0.3.5'], 'ipv6': []}}}
+    assert FleetEngine(params_of([]), connect=Connections()).reservation_warnings(guest) == []

@@ -126,11 +126,58 @@ def test_static_ip_writes_network_config_with_stable_macs():
     assert plan.domain['interfaces'][1]['mac'] == '52:54:00:aa:bb:cc'
     assert plan.seed['network_config'] == {'version': 2, 'ethernets': {
         'nic0': {'match': {'macaddress': mac}, 'addresses': ['192.168.122.50/24'],
-                 'routes': [{'to': 'default', 'via': '192.168.122.1'}],
+                 'gateway4': '192.168.122.1',
                  'nameservers': {'addresses': ['192.168.122.1']}},
         'nic1': {'match': {'macaddress': '52:54:00:aa:bb:cc'}, 'dhcp4': True}}}
     # a static guest answers on its configured address: no lease to wait for by default
     assert plan.static_ips == ['192.168.122.50'] and plan.wait_for_ip is False
+
+
+def test_an_ipv6_gateway_is_gateway6():
+    plan = guest_plans([{'name': 'v6', 'kind': 'kvm', 'networks': [
+        {'network': 'default', 'ip': 'fd00:150::20/64', 'gateway': 'fd00:150::1'}]}])[0]
+    eth = plan.seed['network_config']['ethernets']['nic0']
+    assert eth['addresses'] == ['fd00:150::20/64'] and eth['gateway6'] == 'fd00:150::1' and 'gateway4' not in eth
+
+
+def test_dhcp_reservation_needs_no_cloud_init_and_waits_for_the_lease():
+    plans = guest_plans([{'name': 'tiny1', 'kind': 'kvm', 'cloud_init': False, 'networks': [
+        {'network': 'lab', 'ip': '192.168.150.30', 'address_mode': 'dhcp_reservation'},
+        {'network': 'lab2', 'mac': '52:54:00:AA:BB:CC', 'ip': '10.9.0.7/24', 'address_mode': 'dhcp_reservation'},
+    ]}])
+    plan = plans[0]
+    assert plan.seed is None and plan.static_ips == []
+    assert [(r.where, r.network, r.mac, r.ip, r.prefix, r.hostname) for r in plan.reservations] == [
+        ('networks[0]', 'lab', stable_mac('tiny1', 0), '192.168.150.30', None, 'tiny1'),
+        ('networks[1]', 'lab2', '52:54:00:aa:bb:cc', '10.9.0.7', 24, 'tiny1')]
+    # the domain's NIC carries the MAC the reservation is for
+    nic = plan.domain['interfaces'][0]
+    assert (nic['network'], nic['mac']) == ('lab', stable_mac('tiny1', 0))
+    # the address comes from a DHCP lease: waited for by default, like any DHCP guest
+    assert plan.wait_for_ip is True
+
+
+def test_a_reservation_nic_beside_a_network_config_one_runs_dhcp():
+    plans = guest_plans([{'name': 'web_1', 'kind': 'kvm', 'networks': [
+        {'network': 'default', 'ip': '192.168.122.50/24'},
+        {'network': 'lab', 'ip': '192.168.150.31', 'address_mode': 'dhcp_reservation'},
+    ]}])
+    plan = plans[0]
+    assert plan.seed['network_config']['ethernets']['nic1'] == {
+        'match': {'macaddress': stable_mac('web_1', 1)}, 'dhcp4': True}
+    assert plan.static_ips == ['192.168.122.50'] and plan.wait_for_ip is False
+    # web_1 is no valid host name: the reservation carries none
+    assert plan.reservations[0].hostname is None
+
+
+def test_absent_removes_the_reservations_the_entry_names():
+    plan = guest_plans([{'name': 'tiny1', 'kind': 'kvm', 'state': 'absent', 'networks': [
+        {'network': 'default'},
+        {'network': 'lab', 'ip': 'not checked', 'address_mode': 'dhcp_reservation'},
+        {'network': 'lab', 'mac': '52:54:00:AA:BB:CC', 'ip': '10.9.0.7', 'address_mode': 'dhcp_reservation'},
+    ]}])[0]
+    assert [(r.network, r.mac) for r in plan.reservations] == [
+        ('lab', stable_mac('tiny1', 1)), ('lab', '52:54:00:aa:bb:cc')]
 
 
 def test_raw_network_config_wins_over_the_derived_one():
@@ -292,6 +339,24 @@ def test_every_bad_guest_gets_one_line_and_good_ones_none():
     ({'kind': 'kvm', 'networks': [{'network': 'default', 'ip': '10.0.0.5/24'}], 'cloud_init': False},
      'networks[].ip needs cloud_init'),
     ({'kind': 'kvm', 'networks': [{'network': 'default', 'bridge': 'br0'}]}, 'mutually exclusive'),
+    ({'kind': 'kvm', 'networks': [{'network': 'default', 'address_mode': 'dhcp_reservation'}]},
+     'networks[0]: address_mode dhcp_reservation needs ip'),
+    ({'kind': 'kvm', 'networks': [{'network': 'default', 'ip': '10.0.0.5', 'address_mode': 'static'}]},
+     'value of address_mode must be one of: cloud_init, dhcp_reservation'),
+    ({'kind': 'kvm', 'networks': [{'bridge': 'br0', 'ip': '10.0.0.5', 'address_mode': 'dhcp_reservation'}]},
+     'networks[0]: address_mode dhcp_reservation needs network (a libvirt network whose DHCP server hands out '
+     'the address), not bridge'),
+    ({'kind': 'kvm', 'networks': [{'network': 'default', 'ip': '10.0.0.5', 'gateway': '10.0.0.1',
+                                   'address_mode': 'dhcp_reservation'}]},
+     "networks[0]: gateway cannot be set with address_mode dhcp_reservation (the network's DHCP server gives "
+     "the gateway and DNS)"),
+    ({'kind': 'kvm', 'networks': [{'network': 'default', 'ip': 'fd00::5/64', 'address_mode': 'dhcp_reservation'}]},
+     'networks[0].ip: fd00::5/64: address_mode dhcp_reservation takes IPv4 addresses'),
+    ({'kind': 'kvm', 'networks': [{'network': 'default', 'ip': '10.0.0.300', 'address_mode': 'dhcp_reservation'}]},
+     "networks[0].ip: '10.0.0.300' is not an IPv4 address such as 192.168.122.50"),
+    ({'kind': 'kvm', 'networks': [{'network': 'default', 'ip': '10.0.0.5', 'address_mode': 'dhcp_reservation'},
+                                  {'network': 'default', 'ip': '10.0.0.5', 'address_mode': 'dhcp_reservation'}]},
+     'networks[1]: 10.0.0.5 is also reserved by networks[0]'),
     ({'kind': 'kvm', 'cloud_init': {'colour': 1}}, 'cloud_init: unknown key colour'),
     ({'kind': 'kvm', 'cloud_init': 'yes please'}, 'cloud_init: must be false or a dict'),
     ({'kind': 'kvm', 'cloud_init': {'user_data': 'no header'}}, 'cloud_init: user_data: text must start'),
