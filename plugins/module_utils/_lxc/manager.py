@@ -25,6 +25,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._wait import WaitTi
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import cgroup
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.cgroup import read_text
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import facts as lxcfacts
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import guestnet
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.plan import (
     ACTIVE, Current, apply_desired, build_plan, changed_keys, normalize_state)
@@ -35,6 +36,10 @@ from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import (
 TEMPLATE_DIR = '/usr/share/lxc/templates'
 STAMP = '.virtkit-started'
 CREATE_TIMEOUT = 1800
+# After a start, how long the addresses of NICs with static addresses are watched: until the
+# declared ones are there (a rootfs whose network setup was made to keep them), or the whole
+# time (one whose own DHCP client may still replace them, see guestnet.survey).
+SETTLE_TIMEOUT = 10
 # LXC's marker of a creation in progress: lxc-create makes it (and holds a lock on it) before
 # it creates the storage and removes it when the container is complete. One left without a
 # lock is a creation that was killed: LXC 5 then reports the container as STOPPED.
@@ -379,6 +384,9 @@ class ContainerManager:
 
     # Where running processes are listed (a test may point it elsewhere).
     proc = '/proc'
+    # The clock and sleep of the bounded waits (a test may replace them).
+    sleep = staticmethod(time.sleep)
+    clock = staticmethod(time.monotonic)
 
     def __init__(self, runner=None, lxc_path=None, read_file=None, layout=None):
         self.r = runner or Runner(lxc_path)
@@ -661,10 +669,14 @@ class ContainerManager:
         current = self.read(spec.name)
         self.preflight(spec, current)
         current.leftover = self.leftover_workdir(spec.name)
+        self.rootfs_reasons = {}
+        if current.exists and spec.networks is not None:
+            current.rootfs_edits, self.rootfs_reasons = self.guest_network(spec, current.config_text)
         plan = build_plan(spec, current)
         result = plan.result()
         if check_mode:
             result['container'] = self.facts(spec.name, current, spec) if current.exists else {}
+            self._address_warning(spec, result)
             return result
         self.spec, self.current = spec, current
         self.pid = current.pid
@@ -688,8 +700,65 @@ class ContainerManager:
         after = self.read(spec.name) if plan.changed else current
         if plan.changed:
             self.confirm(spec, plan, after)
+        if after.active and after.pid and any(a.op in ('start', 'restart') for a in plan.actions):
+            self.settle(spec, after.pid)
         result['container'] = self.facts(spec.name, after, spec)
+        self._address_warning(spec, result)
         return result
+
+    # ------------------------------------------------------------ static addresses
+
+    def guest_network(self, spec, config_text):
+        """(edits, reasons) for the guest's network setup (see guestnet.survey)."""
+        nic_list = guestnet.nics(spec.networks)
+        root, why = guestnet.rootfs_dir(config_text)
+        if root is None:
+            return [], dict((ifname, why) for ifname in guestnet.static_families(nic_list))
+        return guestnet.survey(guestnet.RootfsView(root), nic_list)
+
+    def _op_edit_rootfs(self, edits=None):
+        spec = self.spec
+        text = self.read_file(self.r.config_path(spec.name))
+        if edits is None:
+            edits, self.rootfs_reasons = self.guest_network(spec, text)
+        root, _why = guestnet.rootfs_dir(text)
+        view = guestnet.RootfsView(root)
+        for path, before, after in edits:
+            if view.read(path) != before:
+                raise VirtkitError('%s: %s in the rootfs changed since this run read it; run again' % (spec.name, path))
+            try:
+                view.write(path, after)
+            except OSError as err:
+                raise VirtkitError('%s: cannot edit %s in the rootfs (%s): %s'
+                                   % (spec.name, path, root, err.strerror or err))
+
+    def settle(self, spec, pid):
+        """Watch a freshly started container's static NICs (bounded by SETTLE_TIMEOUT)."""
+        nic_list = [n for n in guestnet.nics(spec.networks) if n['ipv4']] if spec.networks else []
+        if not nic_list:
+            return
+        want = dict((n['ifname'], sorted(a.split('/')[0] for a in n['ipv4'])) for n in nic_list)
+
+        def held():
+            seen = lxcfacts.addresses(pid, self.read_file)['interfaces']
+            return all(sorted(seen.get(i, {}).get('ipv4') or []) == w for i, w in want.items())
+        patient = any(n['ifname'] in self.rootfs_reasons for n in nic_list)
+        try:
+            poll(lambda: not patient and held(), SETTLE_TIMEOUT, interval=0.1, max_interval=0.5, sleep=self.sleep,
+                 clock=self.clock)
+        except WaitTimeout:
+            pass  # the warning below names what the guest has
+
+    def _address_warning(self, spec, result):
+        if spec.networks is None:
+            return
+        facts = result.get('container') or {}
+        observed = None
+        if facts.get('state') in ACTIVE and facts.get('pid'):
+            observed = dict((i, v.get('ipv4') or []) for i, v in (facts.get('interfaces') or {}).items())
+        text = guestnet.warning(spec.name, guestnet.nics(spec.networks), self.rootfs_reasons, observed)
+        if text:
+            result.setdefault('warnings', []).append(text)
 
     def confirm(self, spec, plan, after):
         if not after.exists:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._resource import Plan
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig, is_repeatable, render_entries
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import guestnet
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import PROTECTED_PREFIXES, mount_target
 
 ACTIVE = ('running', 'frozen')
@@ -52,6 +53,9 @@ class Current:
         # (a dict, see manager.CLONE_PREFIX): with incomplete 'interrupted' the container is a
         # half-made clone; the marker also says whether that run left the clone source stopped.
         self.clone = clone
+        # The edits the guest's network setup in the rootfs needs for the declared static
+        # addresses ([(path, before, after)], see guestnet.survey), read by the manager.
+        self.rootfs_edits = []
 
     @property
     def active(self):
@@ -172,6 +176,11 @@ def build_plan(spec, current):
                      % (spec.name, spec.template, spec.backing_store))
         plan.after['config'] = new_container_keys(spec)
         plan.add('write_config', 'write the config of %s before its first start' % spec.name, text=None)
+        if spec.networks is not None:
+            statics = sorted(guestnet.static_families(guestnet.nics(spec.networks)))
+            # Read from the rootfs once it exists (a clone's or a tarball's may hold anything).
+            plan.add('edit_rootfs', 'keep the guest\'s own DHCP client off %s (static addresses) in the rootfs of %s '
+                     'before its first start' % (', '.join(statics), spec.name), changes=bool(statics), edits=None)
         state = 'stopped'
     else:
         if marker:
@@ -189,10 +198,18 @@ def build_plan(spec, current):
             plan.before['config'] = _subset(current.config_text, keys)
             plan.after['config'] = _subset(new_text, keys)
             plan.add('write_config', 'update %s in the config of %s' % (', '.join(keys), spec.name), text=new_text)
+        edits = current.rootfs_edits
+        if edits:
+            plan.add('edit_rootfs', 'edit %s in the rootfs of %s so that the guest\'s own DHCP client %s'
+                     % (', '.join(path for path, _b, _a in edits), spec.name, _edit_purpose(spec)), edits=edits)
+            for path, before, after in edits:
+                plan.before['rootfs ' + path] = before
+                plan.after['rootfs ' + path] = after
         state = current.state
         if current.active:
             baseline = current.started_config if current.started_config is not None else current.config_text
-            plan.pending_restart = restart_keys(baseline, new_text)
+            # The guest reads its network setup when it boots.
+            plan.pending_restart = restart_keys(baseline, new_text) + ['rootfs ' + path for path, _b, _a in edits]
 
     _lifecycle(plan, spec, state)
     if spec.wait_for_ip and plan.after['state'] in ACTIVE:
@@ -201,6 +218,13 @@ def build_plan(spec, current):
             ' on ' + ', '.join(spec.wait_for_ip_interfaces) if spec.wait_for_ip_interfaces else ''),
             changes=False)
     return plan
+
+
+def _edit_purpose(spec):
+    statics = sorted(guestnet.static_families(guestnet.nics(spec.networks)))
+    if statics:
+        return 'leaves the static addresses of %s alone' % ', '.join(statics)
+    return 'runs again where the NICs went back to DHCP'
 
 
 def source_to_restore(marker):
