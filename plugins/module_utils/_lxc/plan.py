@@ -13,7 +13,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._errors import Virt
 from ansible_collections.virtkit.guests.plugins.module_utils._resource import Plan
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig, is_repeatable, render_entries
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import guestnet
-from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import PROTECTED_PREFIXES, mount_target
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import PROTECTED_PREFIXES, mount_target, stable_mac
 
 ACTIVE = ('running', 'frozen')
 # Keys read only by lxc-autostart (lxc.container.conf(5), AUTOSTART): a running container
@@ -67,12 +67,17 @@ def apply_desired(text, spec):
     conf = LxcConfig.parse(text)
     keys = spec.keys
     if 'lxc.net.' in spec.owned_prefixes:
-        # Keep a generated MAC (identity) where the user names none.
+        # Keep a generated MAC (identity) where the user names none. A NIC with static
+        # addresses and no MAC at all gets a fixed one: LXC would make up a new MAC at every
+        # start, and the neighbours' ARP caches would point at the old one for a while.
         for i, net in enumerate(spec.networks or []):
             hw = 'lxc.net.%d.hwaddr' % i
-            if hw not in keys and (net.get('type') or 'veth') not in ('none', 'empty') and conf.get(hw):
+            if hw in keys or (net.get('type') or 'veth') in ('none', 'empty', 'phys'):
+                continue
+            mac = conf.get(hw)[:1] or ([stable_mac(spec.name, i)] if net.get('ipv4') or net.get('ipv6') else [])
+            if mac:
                 keys = dict(keys)
-                keys[hw] = conf.get(hw)[:1]
+                keys[hw] = mac
         conf.remove_where(lambda k, v: (k.startswith('lxc.net.') or k.startswith('lxc.network.')) and k not in keys)
     conf.remove_where(lambda k, v: k in spec.owned and k not in keys)
     for key, values in keys.items():
