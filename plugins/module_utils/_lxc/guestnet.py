@@ -42,6 +42,8 @@ NETPLAN_DIR = 'etc/netplan'
 NETWORK_MANAGER = ('usr/sbin/NetworkManager', 'sbin/NetworkManager')
 # Backing stores whose rootfs is a directory this module can edit in place.
 DIRECTORY_STORES = ('dir', 'btrfs')
+# An overlay rootfs (overlay:LOWER:UPPER): read through both, edited in UPPER.
+OVERLAY_STORES = ('overlay', 'overlayfs')
 
 _MARK_RE = re.compile(r'^# virtkit\.guests: (\S+) has a static (ipv[46]) address \(lxc\.net\.(\d+)\); was: (.*)$')
 _UDHCPC_RE = re.compile(r'^\s*(?:/usr)?(?:/s?bin/)?udhcpc(?:\s+(.*))?$')
@@ -248,8 +250,11 @@ def survey(view, nic_list):
     return edits, reasons
 
 
-def rootfs_dir(config_text):
-    """(directory, None) of the container's rootfs from its config, or (None, why not)."""
+def rootfs_view(config_text):
+    """(view, None) of the container's rootfs from its config, or (None, why not).
+
+    A directory (dir, btrfs) is read and edited in place; an overlay (a snapshot clone) is read
+    through its upper directory, then its lower one, and edited in the upper one."""
     conf = LxcConfig.parse(config_text or '')
     value = conf.first('lxc.rootfs.path') or conf.first('lxc.rootfs')
     if not value:
@@ -257,9 +262,12 @@ def rootfs_dir(config_text):
     store, sep, path = value.partition(':')
     if not sep:
         store, path = 'dir', value
-    if store not in DIRECTORY_STORES or not path.startswith('/'):
-        return None, 'its rootfs (%s) is on a backing store this module does not edit' % value
-    return path, None
+    layers = path.split(':')
+    if store in DIRECTORY_STORES and len(layers) == 1 and path.startswith('/'):
+        return RootfsView(path), None
+    if store in OVERLAY_STORES and len(layers) == 2 and all(p.startswith('/') for p in layers):
+        return OverlayView(RootfsView(layers[0]), RootfsView(layers[1])), None
+    return None, 'its rootfs (%s) is on a backing store this module does not edit' % value
 
 
 def warning(name, nic_list, reasons, observed=None):
@@ -369,16 +377,39 @@ class RootfsView:
             os.close(ffd)
             os.close(fd)
 
-    def write(self, path, text):
+    def stat(self, path):
+        """The lstat of a path below the root (None when missing or not reachable)."""
+        return self._lstat(path)
+
+    def mkdir_like(self, path, like):
+        """Make the directory ``path`` (its parent must exist) with the owner and mode of ``like``."""
+        parents, leaf = self._split(path)
+        fd = self._dir_fd(parents)
+        if fd is None:
+            raise OSError(errno.ENOENT, 'no such directory (or a symlink on the way)', path)
+        try:
+            os.mkdir(leaf, 0o700, dir_fd=fd)
+            os.chown(leaf, like.st_uid, like.st_gid, dir_fd=fd, follow_symlinks=False)
+            os.chmod(leaf, stat.S_IMODE(like.st_mode), dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def write(self, path, text, like=None):
         """Replace a regular file (through a temporary file and a rename in its directory),
-        keeping its owner and mode. OSError when it cannot."""
+        keeping its owner and mode; a missing file is made with those of ``like`` (a stat).
+        OSError when it cannot."""
         parents, leaf = self._split(path)
         fd = self._dir_fd(parents)
         if fd is None:
             raise OSError(errno.ENOENT, 'no such directory (or a symlink on the way)', path)
         tmp = '.%s.virtkit-%d' % (leaf, os.getpid())
         try:
-            st = os.stat(leaf, dir_fd=fd, follow_symlinks=False)
+            try:
+                st = os.stat(leaf, dir_fd=fd, follow_symlinks=False)
+            except OSError as err:
+                if err.errno != errno.ENOENT or like is None:
+                    raise
+                st = like
             if not stat.S_ISREG(st.st_mode):
                 raise OSError(errno.EINVAL, 'not a regular file', path)
             tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o600, dir_fd=fd)
@@ -397,3 +428,56 @@ class RootfsView:
                 raise
         finally:
             os.close(fd)
+
+
+class OverlayView:
+    """An overlay rootfs: reads see the upper directory over the lower one (a whiteout or any
+    other non-file in the upper one hides the lower file); writes go to the upper one, copying
+    the file's directories, owner and mode up from the lower one first."""
+
+    def __init__(self, lower, upper):
+        self.lower, self.upper = lower, upper
+
+    def _hidden(self, path):
+        """True when a directory on the way to ``path`` is not a directory in the upper one."""
+        parts = [p for p in path.split('/') if p not in ('', '.')][:-1]
+        for n in range(1, len(parts) + 1):
+            st = self.upper.stat('/'.join(parts[:n]))
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                return True
+        return False
+
+    def exists(self, path):
+        st = self.upper.stat(path)
+        if st is not None:
+            return not stat.S_ISCHR(st.st_mode)
+        return not self._hidden(path) and self.lower.exists(path)
+
+    def is_file(self, path):
+        st = self.upper.stat(path)
+        if st is not None:
+            return stat.S_ISREG(st.st_mode)
+        return not self._hidden(path) and self.lower.is_file(path)
+
+    def listdir(self, path):
+        names = set(self.upper.listdir(path)) | set(self.lower.listdir(path))
+        return sorted(n for n in names if self.exists('%s/%s' % (path, n)))
+
+    def read(self, path):
+        if self.upper.stat(path) is not None:
+            return self.upper.read(path)
+        return None if self._hidden(path) else self.lower.read(path)
+
+    def write(self, path, text):
+        if self.upper.stat(path) is None:
+            like = self.lower.stat(path)
+            if like is None or not stat.S_ISREG(like.st_mode):
+                raise OSError(errno.ENOENT, 'not a file in the lower directory', path)
+            parts = [p for p in path.split('/') if p not in ('', '.')][:-1]
+            for n in range(1, len(parts) + 1):
+                sub = '/'.join(parts[:n])
+                if self.upper.stat(sub) is None:
+                    self.upper.mkdir_like(sub, self.lower.stat(sub))
+            self.upper.write(path, text, like=like)
+            return
+        self.upper.write(path, text)

@@ -395,6 +395,8 @@ class ContainerManager:
         self.spec = None
         self.current = None
         self.pid = None
+        # Why the static addresses of some NICs may not stick ({ifname: reason}, see guestnet).
+        self.rootfs_reasons = {}
 
     @property
     def layout(self):
@@ -711,26 +713,24 @@ class ContainerManager:
     def guest_network(self, spec, config_text):
         """(edits, reasons) for the guest's network setup (see guestnet.survey)."""
         nic_list = guestnet.nics(spec.networks)
-        root, why = guestnet.rootfs_dir(config_text)
-        if root is None:
+        view, why = guestnet.rootfs_view(config_text)
+        if view is None:
             return [], dict((ifname, why) for ifname in guestnet.static_families(nic_list))
-        return guestnet.survey(guestnet.RootfsView(root), nic_list)
+        return guestnet.survey(view, nic_list)
 
     def _op_edit_rootfs(self, edits=None):
         spec = self.spec
         text = self.read_file(self.r.config_path(spec.name))
         if edits is None:
             edits, self.rootfs_reasons = self.guest_network(spec, text)
-        root, _why = guestnet.rootfs_dir(text)
-        view = guestnet.RootfsView(root)
+        view, _why = guestnet.rootfs_view(text)
         for path, before, after in edits:
-            if view.read(path) != before:
+            if view is None or view.read(path) != before:
                 raise VirtkitError('%s: %s in the rootfs changed since this run read it; run again' % (spec.name, path))
             try:
                 view.write(path, after)
             except OSError as err:
-                raise VirtkitError('%s: cannot edit %s in the rootfs (%s): %s'
-                                   % (spec.name, path, root, err.strerror or err))
+                raise VirtkitError('%s: cannot edit %s in the rootfs: %s' % (spec.name, path, err.strerror or err))
 
     def settle(self, spec, pid):
         """Watch a freshly started container's static NICs (bounded by SETTLE_TIMEOUT)."""
@@ -766,6 +766,11 @@ class ContainerManager:
         left = changed_keys(after.config_text, apply_desired(after.config_text, spec))
         if left:
             raise VirtkitError('%s: the config does not hold %s after writing it' % (spec.name, ', '.join(left)))
+        if spec.networks is not None and any(a.op == 'edit_rootfs' and a.changes for a in plan.actions):
+            edits, _reasons = self.guest_network(spec, after.config_text)
+            if edits:
+                raise VirtkitError('%s: the rootfs does not hold the edit of %s after writing it'
+                                   % (spec.name, ', '.join(path for path, _b, _a in edits)))
         want = plan.after['state']
         if want in ('running', 'stopped', 'frozen') and after.state != want:
             raise VirtkitError('%s: expected the container %s, but it is %s' % (spec.name, want, after.state))

@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import guestnet
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.guestnet import (
-    RootfsView, edit_interfaces, edit_rcs, nics, rootfs_dir, static_families, survey, warning)
+    OverlayView, RootfsView, edit_interfaces, edit_rcs, nics, rootfs_view, static_families, survey, warning)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'rootfs')
 
@@ -158,13 +158,37 @@ def test_survey_reasons_for_layouts_it_cannot_edit(tmp_path):
     assert survey(unknown, nics([DHCP])) == ([], {})
 
 
-def test_rootfs_dir():
-    assert rootfs_dir('lxc.rootfs.path = dir:/var/lib/lxc/a/rootfs\n') == ('/var/lib/lxc/a/rootfs', None)
-    assert rootfs_dir('lxc.rootfs.path = /srv/a\n') == ('/srv/a', None)
-    assert rootfs_dir('lxc.rootfs.path = btrfs:/var/lib/lxc/a/rootfs\n')[0] == '/var/lib/lxc/a/rootfs'
-    assert 'backing store' in rootfs_dir('lxc.rootfs.path = lvm:/dev/lxc/a\n')[1]
-    assert 'backing store' in rootfs_dir('lxc.rootfs.path = overlay:/a:/b\n')[1]
-    assert rootfs_dir('lxc.uts.name = a\n')[0] is None
+def test_rootfs_view():
+    view, why = rootfs_view('lxc.rootfs.path = dir:/var/lib/lxc/a/rootfs\n')
+    assert isinstance(view, RootfsView) and view.root == '/var/lib/lxc/a/rootfs' and why is None
+    assert rootfs_view('lxc.rootfs.path = /srv/a\n')[0].root == '/srv/a'
+    assert rootfs_view('lxc.rootfs.path = btrfs:/var/lib/lxc/a/rootfs\n')[0].root == '/var/lib/lxc/a/rootfs'
+    overlay = rootfs_view('lxc.rootfs.path = overlay:/var/lib/lxc/a/rootfs:/var/lib/lxc/b/overlay/delta\n')[0]
+    assert isinstance(overlay, OverlayView)
+    assert (overlay.lower.root, overlay.upper.root) == ('/var/lib/lxc/a/rootfs', '/var/lib/lxc/b/overlay/delta')
+    assert 'backing store' in rootfs_view('lxc.rootfs.path = lvm:/dev/lxc/a\n')[1]
+    assert 'backing store' in rootfs_view('lxc.rootfs.path = overlay:/a\n')[1]
+    assert rootfs_view('lxc.uts.name = a\n') == (None, 'its config names no rootfs (lxc.rootfs.path)')
+
+
+def test_overlay_reads_upper_over_lower_and_writes_upper_only(tmp_path):
+    lower = tree(tmp_path / 'lower', {'bin/busybox': '', 'etc/init.d/rcS': fixture('busybox-rcS'),
+                                      'etc/network/interfaces': 'gone\n'})
+    upper = tree(tmp_path / 'upper', {'etc/motd': 'hi\n'})
+    os.mknod(str(tmp_path / 'upper' / 'etc' / 'network'), 0o600 | 0o020000, 0) if os.geteuid() == 0 else None
+    os.chmod(str(tmp_path / 'lower' / 'etc' / 'init.d'), 0o751)
+    view = OverlayView(lower, upper)
+    assert view.read('etc/init.d/rcS') == fixture('busybox-rcS') and view.read('etc/motd') == 'hi\n'
+    assert view.listdir('etc')[:2] == ['init.d', 'motd']
+    if os.geteuid() == 0:  # a whiteout (character device 0:0) hides the lower directory
+        assert view.read('etc/network/interfaces') is None and 'network' not in view.listdir('etc')
+    edits, reasons = survey(view, nics([STATIC]))
+    assert [e[0] for e in edits] == ['/etc/init.d/rcS'] and reasons == {}
+    view.write('etc/init.d/rcS', edits[0][2])
+    assert (tmp_path / 'upper' / 'etc' / 'init.d' / 'rcS').read_text() == edits[0][2]
+    assert (tmp_path / 'lower' / 'etc' / 'init.d' / 'rcS').read_text() == fixture('busybox-rcS')
+    assert oct(os.stat(str(tmp_path / 'upper' / 'etc' / 'init.d')).st_mode & 0o7777) == '0o751'
+    assert survey(view, nics([STATIC])) == ([], {})
 
 
 # ---------------------------------------------------------------- the view never leaves the rootfs
