@@ -265,7 +265,7 @@ options:
             (see the description); elsewhere one warning says the address may not stick.
           - A NIC with static addresses and no O(networks[].hwaddr) (and none in the config) gets a
             fixed MAC, C(00:16:3e:) and three bytes derived from the container name and the NIC
-            index: LXC would otherwise make up a new MAC at every start, and the host's ARP cache
+            index, since LXC would otherwise make up a new MAC at every start and the host's ARP cache
             would point at the old one for a while after a restart.
         type: list
         elements: str
