@@ -295,6 +295,17 @@ def warning(name, nic_list, reasons, observed=None):
             'the guest (or declare no static address and use DHCP)' % (name, '; '.join(parts)))
 
 
+def _read_at(fd, leaf):
+    ffd = os.open(leaf, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_NONBLOCK', 0), dir_fd=fd)
+    try:
+        if not stat.S_ISREG(os.fstat(ffd).st_mode):
+            return None
+        with os.fdopen(os.dup(ffd), 'rb') as handle:
+            return handle.read(1024 * 1024).decode('utf-8', 'surrogateescape')
+    finally:
+        os.close(ffd)
+
+
 class RootfsView:
     """Files below a container's rootfs, never through a symlink; writes keep owner and mode."""
 
@@ -325,17 +336,22 @@ class RootfsView:
             raise ValueError('not a path below the rootfs: %r' % path)
         return parts[:-1], parts[-1]
 
-    def _lstat(self, path):
+    def _at(self, path, call, default=None):
+        """``call(directory fd, leaf name)`` for a path below the root; ``default`` when the
+        directory cannot be reached or the call raises OSError."""
         parents, leaf = self._split(path)
         fd = self._dir_fd(parents)
         if fd is None:
-            return None
+            return default
         try:
-            return os.stat(leaf, dir_fd=fd, follow_symlinks=False)
+            return call(fd, leaf)
         except OSError:
-            return None
+            return default
         finally:
             os.close(fd)
+
+    def _lstat(self, path):
+        return self._at(path, lambda fd, leaf: os.stat(leaf, dir_fd=fd, follow_symlinks=False))
 
     def exists(self, path):
         return self._lstat(path) is not None
@@ -357,25 +373,7 @@ class RootfsView:
 
     def read(self, path):
         """A regular file's text (None when missing, a link, not a file or unreadable)."""
-        parents, leaf = self._split(path)
-        fd = self._dir_fd(parents)
-        if fd is None:
-            return None
-        try:
-            ffd = os.open(leaf, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_NONBLOCK', 0), dir_fd=fd)
-        except OSError:
-            os.close(fd)
-            return None
-        try:
-            if not stat.S_ISREG(os.fstat(ffd).st_mode):
-                return None
-            with os.fdopen(os.dup(ffd), 'rb') as handle:
-                return handle.read(1024 * 1024).decode('utf-8', 'surrogateescape')
-        except OSError:
-            return None
-        finally:
-            os.close(ffd)
-            os.close(fd)
+        return self._at(path, _read_at)
 
     def stat(self, path):
         """The lstat of a path below the root (None when missing or not reachable)."""
