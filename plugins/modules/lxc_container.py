@@ -42,7 +42,7 @@ description:
     and the reason. After a start it watches the NICs with static addresses (up to 10 seconds; the
     full 10 seconds where such a reason was found) and returns the addresses the container really
     has; a container that ends up with an address other than the declared one, or an extra one,
-    gets that warning too, on every run.
+    gets that warning too, on every run (not while a changed address waits for a restart).
 author:
   - virtkit.guests developers (!UNKNOWN)
 extends_documentation_fragment:

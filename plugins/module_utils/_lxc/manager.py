@@ -754,7 +754,8 @@ class ContainerManager:
             return
         facts = result.get('container') or {}
         observed = None
-        if facts.get('state') in ACTIVE and facts.get('pid'):
+        # A container still to be restarted has the addresses of its old config: nothing to tell.
+        if facts.get('state') in ACTIVE and facts.get('pid') and not result.get('pending_restart'):
             observed = dict((i, v.get('ipv4') or []) for i, v in (facts.get('interfaces') or {}).items())
         text = guestnet.warning(spec.name, guestnet.nics(spec.networks), self.rootfs_reasons, observed)
         if text:

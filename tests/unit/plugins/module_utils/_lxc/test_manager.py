@@ -407,3 +407,10 @@ def test_an_address_other_than_the_declared_one_is_warned_about(env):
     assert now[0] >= 10  # it waited (bounded) for the declared address to show
     ok = m.run(params(name='vk-b', state='started', networks=STATIC_157))
     assert 'warnings' not in ok
+
+
+def test_no_address_warning_while_the_new_address_waits_for_a_restart(env):
+    fake, m = env
+    m.run(params(state='started', networks=STATIC_157))
+    moved = m.run(params(state='started', networks=[{'link': 'lxcbr0', 'ipv4': ['10.0.3.158/24']}]))
+    assert moved['pending_restart'] and 'warnings' not in moved
