@@ -113,6 +113,10 @@ options:
         a missing C(mounts[].source) is one of the validation errors reported before anything
         changes. C(remove_storage) is accepted for containers too and changes nothing:
         removing a container always deletes its root file system."
+      - "A container's static C(networks[].ipv4) addresses stick as in
+        M(virtkit.guests.lxc_container) (its own DHCP client is turned off in the rootfs where the
+        layout is known; otherwise, or when the container ends up with another address, the run
+        warns once for it); RV(guests[].ip) is the address the container has after it settled."
     type: list
     elements: dict
     required: true

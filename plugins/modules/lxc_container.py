@@ -23,6 +23,26 @@ description:
     change, before and after.
   - Calls the C(lxc-*) tools as argument lists (no shell); python3-lxc is not needed. An
     unchanged run reads the config file and calls C(lxc-info) once.
+  - B(Static addresses stick.) LXC sets a static address (O(networks[].ipv4)) before the guest's
+    init runs; a DHCP client the guest starts on the same interface would then replace it (the
+    busybox template's C(udhcpc)) or add a second address (ifupdown's C(inet dhcp)). Where the
+    rootfs is a directory (C(dir), C(btrfs), or the upper directory of an overlay clone) and its
+    layout is known, the module turns that client off for each NIC with static addresses, before
+    the first start (for templates, O(rootfs_tarball) and O(clone_from) alike) and whenever the
+    declared addresses change - in busybox's C(/etc/init.d/rcS) the C(udhcpc) line of the NIC is
+    commented out; in ifupdown's C(/etc/network/interfaces) and C(interfaces.d/*) C(iface NIC inet
+    dhcp) (C(inet6 dhcp|auto) for static IPv6) becomes C(manual). Each edit carries a
+    C(# virtkit.guests:) marker line with the original, which comes back when the NIC goes back to
+    DHCP. The edits keep the files' owner and mode (unprivileged containers), never follow a
+    symlink out of the rootfs, show in check mode and in the diff, and make a running container
+    report RV(pending_restart) (the guest reads them when it boots).
+  - Where the module cannot make an address stick (a systemd-networkd C(.network) file or netplan
+    config with DHCP on for the NIC, NetworkManager in the guest, no network setup it knows, a
+    backing store it does not edit), it says so in B(one warning) naming the container, the NIC
+    and the reason. After a start it watches the NICs with static addresses (up to 10 seconds; the
+    full 10 seconds where such a reason was found) and returns the addresses the container really
+    has; a container that ends up with an address other than the declared one, or an extra one,
+    gets that warning too, on every run (not while a changed address waits for a restart).
 author:
   - virtkit.guests developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -237,7 +257,16 @@ options:
         type: str
         choices: [private, vepa, bridge, passthru]
       ipv4:
-        description: Static IPv4 addresses with prefix, for example V(10.0.3.10/24).
+        description:
+          - Static IPv4 addresses with prefix, for example V(10.0.3.10/24). They are written with
+            their broadcast address (C(lxc.net.N.ipv4.address = 10.0.3.10/24 10.0.3.255)); without
+            it LXC 5.0 sets the broadcast to the host part of the netmask (C(0.0.0.255)).
+          - The guest's own DHCP client is turned off for this NIC where the rootfs layout is known
+            (see the description); elsewhere one warning says the address may not stick.
+          - A NIC with static addresses and no O(networks[].hwaddr) (and none in the config) gets a
+            fixed MAC, C(00:16:3e:) and three bytes derived from the container name and the NIC
+            index, since LXC would otherwise make up a new MAC at every start and the host's ARP cache
+            would point at the old one for a while after a restart.
         type: list
         elements: str
       ipv4_gateway:
@@ -478,7 +507,9 @@ container:
       description: The init process id on the host (null when stopped).
       type: int
     ips:
-      description: All addresses (IPv4 first).
+      description:
+        - All addresses (IPv4 first), read from the container's network namespace after the run
+          (not from the config); after a start, once the NICs with static addresses have settled.
       type: list
       elements: str
     ipv4:

@@ -421,7 +421,9 @@ class FleetEngine:
                 before.append(_section(plan.name, label, diff.get('before')))
                 after.append(_section(plan.name, label, diff.get('after')))
             for warning in run.warnings:
-                self.warnings.append('%s: %s' % (plan.name, warning))
+                # Named once: most managers' warnings already start with the guest's name.
+                self.warnings.append(warning if warning.startswith(plan.name + ': ') else
+                                     '%s: %s' % (plan.name, warning))
         for image in self.images:
             if image.get('diff'):
                 before.insert(0, _section('image', image['name'], image['diff'].get('before')))

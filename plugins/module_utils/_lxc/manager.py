@@ -26,6 +26,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._wait import WaitTi
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import cgroup
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.cgroup import read_text
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import facts as lxcfacts
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import guestnet
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.plan import (
     ACTIVE, Current, apply_desired, build_plan, changed_keys, normalize_state)
@@ -36,6 +37,10 @@ from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import (
 TEMPLATE_DIR = '/usr/share/lxc/templates'
 STAMP = '.virtkit-started'
 CREATE_TIMEOUT = 1800
+# After a start, how long the addresses of NICs with static addresses are watched: until the
+# declared ones are there (a rootfs whose network setup was made to keep them), or the whole
+# time (one whose own DHCP client may still replace them, see guestnet.survey).
+SETTLE_TIMEOUT = 10
 # LXC's marker of a creation in progress: lxc-create makes it (and holds a lock on it) before
 # it creates the storage and removes it when the container is complete. One left without a
 # lock is a creation that was killed: LXC 5 then reports the container as STOPPED.
@@ -492,6 +497,9 @@ class ContainerManager:
 
     # Where running processes are listed (a test may point it elsewhere).
     proc = '/proc'
+    # The clock and sleep of the bounded waits (a test may replace them).
+    sleep = staticmethod(time.sleep)
+    clock = staticmethod(time.monotonic)
 
     def __init__(self, runner=None, lxc_path=None, read_file=None, layout=None, path_kind=None):
         self.r = runner or Runner(lxc_path)
@@ -502,6 +510,8 @@ class ContainerManager:
         self.spec = None
         self.current = None
         self.pid = None
+        # Why the static addresses of some NICs may not stick ({ifname: reason}, see guestnet).
+        self.rootfs_reasons = {}
 
     @property
     def layout(self):
@@ -803,10 +813,14 @@ class ContainerManager:
         current = self.read(spec.name)
         self.preflight(spec, current)
         current.leftover = self.leftover_workdir(spec.name)
+        self.rootfs_reasons = {}
+        if current.exists and spec.networks is not None:
+            current.rootfs_edits, self.rootfs_reasons = self.guest_network(spec, current.config_text)
         plan = build_plan(spec, current)
         result = plan.result()
         if check_mode:
             result['container'] = self.facts(spec.name, current, spec) if current.exists else {}
+            self._address_warning(spec, result)
             return result
         self.spec, self.current = spec, current
         self.pid = current.pid
@@ -830,8 +844,64 @@ class ContainerManager:
         after = self.read(spec.name) if plan.changed else current
         if plan.changed:
             self.confirm(spec, plan, after)
+        if after.active and after.pid and any(a.op in ('start', 'restart') for a in plan.actions):
+            self.settle(spec, after.pid)
         result['container'] = self.facts(spec.name, after, spec)
+        self._address_warning(spec, result)
         return result
+
+    # ------------------------------------------------------------ static addresses
+
+    def guest_network(self, spec, config_text):
+        """(edits, reasons) for the guest's network setup (see guestnet.survey)."""
+        nic_list = guestnet.nics(spec.networks)
+        view, why = guestnet.rootfs_view(config_text)
+        if view is None:
+            return [], dict((ifname, why) for ifname in guestnet.static_families(nic_list))
+        return guestnet.survey(view, nic_list)
+
+    def _op_edit_rootfs(self, edits=None):
+        spec = self.spec
+        text = self.read_file(self.r.config_path(spec.name))
+        if edits is None:
+            edits, self.rootfs_reasons = self.guest_network(spec, text)
+        view, _why = guestnet.rootfs_view(text)
+        for path, before, after in edits:
+            if view is None or view.read(path) != before:
+                raise VirtkitError('%s: %s in the rootfs changed since this run read it; run again' % (spec.name, path))
+            try:
+                view.write(path, after)
+            except OSError as err:
+                raise VirtkitError('%s: cannot edit %s in the rootfs: %s' % (spec.name, path, err.strerror or err))
+
+    def settle(self, spec, pid):
+        """Watch a freshly started container's static NICs (bounded by SETTLE_TIMEOUT)."""
+        nic_list = [n for n in guestnet.nics(spec.networks) if n['ipv4']] if spec.networks else []
+        if not nic_list:
+            return
+        want = dict((n['ifname'], sorted(a.split('/')[0] for a in n['ipv4'])) for n in nic_list)
+
+        def held():
+            seen = lxcfacts.addresses(pid, self.read_file)['interfaces']
+            return all(sorted(seen.get(i, {}).get('ipv4') or []) == w for i, w in want.items())
+        patient = any(n['ifname'] in self.rootfs_reasons for n in nic_list)
+        try:
+            poll(lambda: not patient and held(), SETTLE_TIMEOUT, interval=0.1, max_interval=0.5, sleep=self.sleep,
+                 clock=self.clock)
+        except WaitTimeout:
+            pass  # the warning below names what the guest has
+
+    def _address_warning(self, spec, result):
+        if spec.networks is None:
+            return
+        facts = result.get('container') or {}
+        observed = None
+        # A container still to be restarted has the addresses of its old config: nothing to tell.
+        if facts.get('state') in ACTIVE and facts.get('pid') and not result.get('pending_restart'):
+            observed = dict((i, v.get('ipv4') or []) for i, v in (facts.get('interfaces') or {}).items())
+        text = guestnet.warning(spec.name, guestnet.nics(spec.networks), self.rootfs_reasons, observed)
+        if text:
+            result.setdefault('warnings', []).append(text)
 
     def confirm(self, spec, plan, after):
         if not after.exists:
@@ -839,6 +909,11 @@ class ContainerManager:
         left = changed_keys(after.config_text, apply_desired(after.config_text, spec))
         if left:
             raise VirtkitError('%s: the config does not hold %s after writing it' % (spec.name, ', '.join(left)))
+        if spec.networks is not None and any(a.op == 'edit_rootfs' and a.changes for a in plan.actions):
+            edits, _reasons = self.guest_network(spec, after.config_text)
+            if edits:
+                raise VirtkitError('%s: the rootfs does not hold the edit of %s after writing it'
+                                   % (spec.name, ', '.join(path for path, _b, _a in edits)))
         want = plan.after['state']
         if want in ('running', 'stopped', 'frozen') and after.state != want:
             raise VirtkitError('%s: expected the container %s, but it is %s' % (spec.name, want, after.state))

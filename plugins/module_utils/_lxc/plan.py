@@ -12,7 +12,8 @@ from __future__ import annotations
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._resource import Plan
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig, is_repeatable, render_entries
-from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import PROTECTED_PREFIXES, mount_target
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import guestnet
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import PROTECTED_PREFIXES, mount_target, stable_mac
 
 ACTIVE = ('running', 'frozen')
 # Keys read only by lxc-autostart (lxc.container.conf(5), AUTOSTART): a running container
@@ -52,6 +53,9 @@ class Current:
         # (a dict, see manager.CLONE_PREFIX): with incomplete 'interrupted' the container is a
         # half-made clone; the marker also says whether that run left the clone source stopped.
         self.clone = clone
+        # The edits the guest's network setup in the rootfs needs for the declared static
+        # addresses ([(path, before, after)], see guestnet.survey), read by the manager.
+        self.rootfs_edits = []
 
     @property
     def active(self):
@@ -63,12 +67,17 @@ def apply_desired(text, spec):
     conf = LxcConfig.parse(text)
     keys = spec.keys
     if 'lxc.net.' in spec.owned_prefixes:
-        # Keep a generated MAC (identity) where the user names none.
+        # Keep a generated MAC (identity) where the user names none. A NIC with static
+        # addresses and no MAC at all gets a fixed one: LXC would make up a new MAC at every
+        # start, and the neighbours' ARP caches would point at the old one for a while.
         for i, net in enumerate(spec.networks or []):
             hw = 'lxc.net.%d.hwaddr' % i
-            if hw not in keys and (net.get('type') or 'veth') not in ('none', 'empty') and conf.get(hw):
+            if hw in keys or (net.get('type') or 'veth') in ('none', 'empty', 'phys'):
+                continue
+            mac = conf.get(hw)[:1] or ([stable_mac(spec.name, i)] if net.get('ipv4') or net.get('ipv6') else [])
+            if mac:
                 keys = dict(keys)
-                keys[hw] = conf.get(hw)[:1]
+                keys[hw] = mac
         conf.remove_where(lambda k, v: (k.startswith('lxc.net.') or k.startswith('lxc.network.')) and k not in keys)
     conf.remove_where(lambda k, v: k in spec.owned and k not in keys)
     for key, values in keys.items():
@@ -194,6 +203,11 @@ def build_plan(spec, current):
                      % (spec.name, spec.template, spec.backing_store))
         plan.after['config'] = new_container_keys(spec)
         plan.add('write_config', 'write the config of %s before its first start' % spec.name, text=None)
+        if spec.networks is not None:
+            statics = sorted(guestnet.static_families(guestnet.nics(spec.networks)))
+            # Read from the rootfs once it exists (a clone's or a tarball's may hold anything).
+            plan.add('edit_rootfs', 'keep the guest\'s own DHCP client off %s (static addresses) in the rootfs of %s '
+                     'before its first start' % (', '.join(statics), spec.name), changes=bool(statics), edits=None)
         state = 'stopped'
     else:
         if marker:
@@ -211,10 +225,18 @@ def build_plan(spec, current):
             plan.before['config'] = _subset(current.config_text, keys)
             plan.after['config'] = _subset(new_text, keys)
             plan.add('write_config', 'update %s in the config of %s' % (', '.join(keys), spec.name), text=new_text)
+        edits = current.rootfs_edits
+        if edits:
+            plan.add('edit_rootfs', 'edit %s in the rootfs of %s so that the guest\'s own DHCP client %s'
+                     % (', '.join(path for path, _b, _a in edits), spec.name, _edit_purpose(spec)), edits=edits)
+            for path, before, after in edits:
+                plan.before['rootfs ' + path] = before
+                plan.after['rootfs ' + path] = after
         state = current.state
         if current.active:
             baseline = current.started_config if current.started_config is not None else current.config_text
-            plan.pending_restart = restart_keys(baseline, new_text)
+            # The guest reads its network setup when it boots.
+            plan.pending_restart = restart_keys(baseline, new_text) + ['rootfs ' + path for path, _b, _a in edits]
 
     _lifecycle(plan, spec, state)
     if spec.wait_for_ip and plan.after['state'] in ACTIVE:
@@ -223,6 +245,13 @@ def build_plan(spec, current):
             ' on ' + ', '.join(spec.wait_for_ip_interfaces) if spec.wait_for_ip_interfaces else ''),
             changes=False)
     return plan
+
+
+def _edit_purpose(spec):
+    statics = sorted(guestnet.static_families(guestnet.nics(spec.networks)))
+    if statics:
+        return 'leaves the static addresses of %s alone' % ', '.join(statics)
+    return 'runs again where the NICs went back to DHCP'
 
 
 def source_to_restore(marker):

@@ -10,6 +10,7 @@ the cgroup layout (``layout``) and what a bind mount's source is (``path_kind``)
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -275,6 +276,26 @@ def _iface(value, family, option):
     return str(iface)
 
 
+def stable_mac(name, index):
+    """The MAC a NIC with static addresses gets when neither the user nor the config names one:
+    LXC's prefix 00:16:3e and three bytes derived from the container name and the NIC index
+    (the same on every run, so check mode and reruns agree)."""
+    digest = hashlib.sha256(('%s/%d' % (name, index)).encode('utf-8')).digest()
+    return '00:16:3e:%02x:%02x:%02x' % (digest[0] & 0x7f, digest[1], digest[2])
+
+
+def with_broadcast(address):
+    """An lxc.net.N.ipv4.address value with its broadcast ("10.0.3.5/24 10.0.3.255").
+
+    Without one, LXC 5.0 sets the broadcast to the host part of the netmask (0.0.0.255 for a
+    /24); /31 and /32 have no broadcast address and are written as they are.
+    """
+    iface = ipaddress.ip_interface(address)
+    if iface.network.prefixlen > 30:
+        return str(iface)
+    return '%s %s' % (iface, iface.network.broadcast_address)
+
+
 def _networks(spec, networks):
     spec.networks = []
     spec.owned_prefixes.append('lxc.net.')
@@ -318,6 +339,8 @@ def _networks(spec, networks):
             keys[prefix + 'macvlan.mode'] = [net['macvlan_mode']]
         for family, opt in ((4, 'ipv4'), (6, 'ipv6')):
             addrs = [_iface(a, family, '%s.%s' % (where, opt)) for a in net.get(opt) or []]
+            if family == 4:
+                addrs = [with_broadcast(a) for a in addrs]
             if addrs:
                 keys[prefix + opt + '.address'] = addrs
             gateway = net.get(opt + '_gateway')

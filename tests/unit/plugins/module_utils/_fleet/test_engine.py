@@ -424,3 +424,35 @@ def test_guests_without_reservations_are_not_looked_at():
     guest = GuestRun(plan)
     guest.facts = {'state': 'running', 'interfaces': {'eth0': {'ipv4': ['10.0.3.5'], 'ipv6': []}}}
     assert FleetEngine(params_of([]), connect=Connections()).reservation_warnings(guest) == []
+
+
+def test_container_static_addresses_reach_lxc_container_and_its_warning_the_fleet(tmp_path):
+    # The real ContainerManager on the fake LXC tools: the fleet passes networks through, the
+    # busybox rootfs gets its udhcpc line turned off, and a warning comes back per container.
+    import os
+    from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import ContainerManager
+    from ansible_collections.virtkit.guests.plugins.module_utils._lxc.runner import Runner
+    from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.fake_lxc import FakeLxc
+    from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.test_manager import (
+        HYBRID, read_file_with_proc)
+    fake = FakeLxc(str(tmp_path))
+
+    def manager():
+        m = ContainerManager(runner=Runner(str(tmp_path), run=fake), read_file=read_file_with_proc, layout=HYBRID)
+        m.sleep = lambda s: None
+        return m
+    net = [{'link': 'lxcbr0', 'ipv4': ['10.0.3.157/24'], 'ipv4_gateway': '10.0.3.1'}]
+    params = params_of([{'name': 'vk-good', 'kind': 'lxc', 'networks': net},
+                        {'name': 'vk-other', 'kind': 'lxc', 'networks': [dict(net[0], ipv4=['10.0.3.158/24'])]}],
+                       uri='qemu:///nowhere')
+    result = run(params, containers=manager, connect=lambda uri: None)
+    rcs = open(os.path.join(str(tmp_path), 'vk-good', 'rootfs', 'etc', 'init.d', 'rcS')).read()
+    assert '# virtkit.guests: eth0 has a static ipv4 address (lxc.net.0); was: /bin/udhcpc' in rcs
+    good, other = result['guests']
+    assert good['ip'] == '10.0.3.157' and good['container']['ipv4'] == ['10.0.3.157']
+    # the fake guest has 10.0.3.157 whatever is declared: the fleet says so once, for that container
+    assert [w for w in result['warnings'] if '10.0.3.158' in w] == [
+        'vk-other: eth0 (networks[0]) has 10.0.3.157 instead of the declared 10.0.3.158; the guest\'s own '
+        'network setup is not made to keep the address here: configure it inside the guest (or declare no static '
+        'address and use DHCP)']
+    assert not any('vk-good' in w for w in result['warnings'])

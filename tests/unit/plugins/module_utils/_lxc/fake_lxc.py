@@ -33,6 +33,21 @@ def fixture(name):
         return handle.read()
 
 
+# What lxc-busybox writes that matters for addresses (see guestnet).
+BUSYBOX_RCS = '#!/bin/sh\n/bin/syslogd\n/bin/mount -a\n/bin/udhcpc\n'
+
+
+def make_busybox_rootfs(rootfs):
+    for sub in ('bin', 'etc/init.d'):
+        os.makedirs(os.path.join(rootfs, sub), exist_ok=True)
+    with open(os.path.join(rootfs, 'bin', 'busybox'), 'w') as handle:
+        handle.write('')
+    path = os.path.join(rootfs, 'etc', 'init.d', 'rcS')
+    with open(path, 'w') as handle:
+        handle.write(BUSYBOX_RCS)
+    os.chmod(path, 0o744)
+
+
 def read_host_file(path):
     """A ``read_file`` for ContainerManager that sees no /proc, /sys or /etc of the host."""
     if path.startswith(('/proc/', '/sys/', '/etc/')):
@@ -105,15 +120,28 @@ class FakeLxc:
                 members = {m.name: archive.extractfile(m).read().decode() for m in archive.getmembers()}
             with tarfile.open(fstree, 'r:xz') as archive:
                 self.local.append((members, fstree, sorted(archive.getnames())))
-        os.makedirs(os.path.join(cdir, 'rootfs'))
+        rootfs = os.path.join(cdir, 'rootfs')
+        os.makedirs(rootfs)
+        if argv[argv.index('-t') + 1] == 'local':
+            with tarfile.open(fstree, 'r:xz') as archive:  # the tests' own tarballs
+                archive.extractall(rootfs)
+        if argv[argv.index('-t') + 1] == 'busybox':
+            make_busybox_rootfs(rootfs)
         with open(os.path.join(cdir, 'config'), 'w') as handle:
-            handle.write(fixture('busybox.config') + self.extra_config(argv))
+            handle.write(fixture('busybox.config').replace('/var/lib/lxc/vk-fx/rootfs', rootfs)
+                         + self.extra_config(argv))
         return OK
 
     def _lxc_copy(self, argv, name, cdir):
         if self.copy_refuses_running and self.state.get(name, 'STOPPED') != 'STOPPED' and '-s' not in argv:
             return 1, b'', b'lxc-copy: x: tools/lxc_copy.c: main: 1 Cannot clone a running container'
-        shutil.copytree(cdir, os.path.join(self.root, argv[argv.index('-N') + 1]))
+        target = os.path.join(self.root, argv[argv.index('-N') + 1])
+        shutil.copytree(cdir, target, symlinks=True)
+        path = os.path.join(target, 'config')
+        with open(path) as handle:
+            text = handle.read()
+        with open(path, 'w') as handle:  # lxc-copy points the clone at its own rootfs
+            handle.write(text.replace(os.path.join(cdir, 'rootfs'), os.path.join(target, 'rootfs')))
         return OK
 
     def _lxc_wait(self, argv, name, cdir):

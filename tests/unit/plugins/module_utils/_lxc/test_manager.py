@@ -56,7 +56,10 @@ def test_create_start_noop_and_remove(env):
     check = m.run(p, check_mode=True)
     assert check['changed'] and fake.calls == [] and check['container'] == {}
     result = m.run(p)
-    assert [a['action'] for a in result['actions']] == ['create', 'write_config', 'start']
+    assert [a['action'] for a in result['actions']] == ['create', 'write_config', 'edit_rootfs', 'start']
+    assert 'warnings' not in result
+    rcs = open(os.path.join(m.container_dir('vk-a'), 'rootfs', 'etc', 'init.d', 'rcS')).read()
+    assert '\n/bin/udhcpc' not in rcs and '# virtkit.guests: eth0 has a static ipv4 address' in rcs
     tools = [c[0] for c in fake.calls]
     # the config is complete before lxc-start runs
     assert tools.index('lxc-create') < tools.index('lxc-start')
@@ -329,3 +332,85 @@ def test_clone_backing_store_options_refused(env, options, message):
     with pytest.raises(VirtkitError, match=message):
         m.run(params(name='vk-b', clone_from='vk-src', backing_store='lvm', backing_store_options=options))
     assert fake.calls == []
+
+
+# ---------------------------------------------------------------- static addresses that stick
+
+STATIC_157 = [{'link': 'lxcbr0', 'ipv4': ['10.0.3.157/24'], 'ipv4_gateway': '10.0.3.1'}]
+
+
+def rootfs_file(m, name, path):
+    with open(os.path.join(m.container_dir(name), 'rootfs', path)) as handle:
+        return handle.read()
+
+
+def test_static_address_edits_are_planned_applied_and_undone(env):
+    fake, m = env
+    m.run(params(state='started', networks=STATIC_157))
+    assert '\n/bin/udhcpc' not in rootfs_file(m, 'vk-a', 'etc/init.d/rcS')
+    assert not m.run(params(state='started', networks=STATIC_157))['changed']
+    # back to DHCP: check mode shows the edit in the diff and writes nothing
+    dhcp = params(state='started', networks=[{'link': 'lxcbr0'}])
+    check = m.run(dhcp, check_mode=True)
+    assert 'edit_rootfs' in [a['action'] for a in check['actions']]
+    assert '/bin/udhcpc' in check['diff']['after'] and 'rootfs /etc/init.d/rcS' in check['diff']['before']
+    assert '\n/bin/udhcpc' not in rootfs_file(m, 'vk-a', 'etc/init.d/rcS')
+    result = m.run(dhcp)
+    assert rootfs_file(m, 'vk-a', 'etc/init.d/rcS') == fake_rcs()
+    # the running guest reads it when it boots again
+    assert 'rootfs /etc/init.d/rcS' in result['pending_restart_fields']
+    assert not m.run(dhcp)['changed'] and not m.run(dhcp, check_mode=True)['changed']
+
+
+def fake_rcs():
+    from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.fake_lxc import BUSYBOX_RCS
+    return BUSYBOX_RCS
+
+
+def test_a_clone_gets_the_edits_for_its_own_networks(env):
+    fake, m = env
+    m.run(params(name='vk-src', networks=STATIC_157))
+    result = m.run(params(name='vk-b', clone_from='vk-src', networks=[{'link': 'lxcbr0'}]))
+    assert [a['action'] for a in result['actions']] == ['clone', 'write_config']
+    assert rootfs_file(m, 'vk-b', 'etc/init.d/rcS') == fake_rcs()
+    assert '\n/bin/udhcpc' not in rootfs_file(m, 'vk-src', 'etc/init.d/rcS')
+
+
+def test_an_unknown_rootfs_gets_one_warning_after_a_bounded_watch(env, tmp_path):
+    fake, m = env
+    now = [0.0]
+    m.clock = lambda: now[0]
+    m.sleep = lambda s: now.__setitem__(0, now[0] + s)
+    tarball = make_rootfs(tmp_path / 'rootfs.tar.gz')
+    result = m.run(params(rootfs_tarball=tarball, state='started', networks=STATIC_157))
+    assert result['warnings'] == [
+        "vk-a: eth0 (networks[0]) may lose its static address: the rootfs has no network setup this module knows "
+        "(busybox's /etc/init.d/rcS, ifupdown's /etc/network/interfaces); the guest's own network setup is not made "
+        "to keep the address here: configure it inside the guest (or declare no static address and use DHCP)"]
+    assert 10 <= now[0] < 12  # watched for SETTLE_TIMEOUT, then it read what the guest has
+    assert result['container']['ipv4'] == ['10.0.3.157']
+    # the rerun warns again (check mode too) but changes nothing
+    again = m.run(params(rootfs_tarball=tarball, state='started', networks=STATIC_157), check_mode=True)
+    assert not again['changed'] and len(again['warnings']) == 1
+
+
+def test_an_address_other_than_the_declared_one_is_warned_about(env):
+    fake, m = env
+    now = [0.0]
+    m.clock = lambda: now[0]
+    m.sleep = lambda s: now.__setitem__(0, now[0] + s)
+    # the fake guest has 10.0.3.157 (fixtures/fib_trie.txt) whatever is declared
+    result = m.run(params(state='started', networks=[{'link': 'lxcbr0', 'ipv4': ['10.0.3.158/24']}]))
+    assert result['container']['ipv4'] == ['10.0.3.157']
+    assert len(result['warnings']) == 1 and result['warnings'][0].startswith(
+        'vk-a: eth0 (networks[0]) has 10.0.3.157 instead of the declared 10.0.3.158;')
+    assert now[0] >= 10  # it waited (bounded) for the declared address to show
+    ok = m.run(params(name='vk-b', state='started', networks=STATIC_157))
+    assert 'warnings' not in ok
+
+
+def test_no_address_warning_while_the_new_address_waits_for_a_restart(env):
+    fake, m = env
+    m.run(params(state='started', networks=STATIC_157))
+    moved = m.run(params(state='started', networks=[{'link': 'lxcbr0', 'ipv4': ['10.0.3.158/24']}]))
+    assert moved['pending_restart'] and 'warnings' not in moved

@@ -52,7 +52,7 @@ def net_lines(text):
       'lxc.net.0.ipv6.address': ['fd00::10/64', 'fd00:0:0:1::5/64'], 'lxc.net.0.ipv6.gateway': ['fd00::1']}),
     ({'link': 'lxcbr0', 'ipv4': ['10.0.3.5/24'], 'ipv4_gateway': 'auto', 'ipv6_gateway': 'dev'},
      {'lxc.net.0.type': ['veth'], 'lxc.net.0.link': ['lxcbr0'], 'lxc.net.0.flags': ['up'],
-      'lxc.net.0.ipv4.address': ['10.0.3.5/24'], 'lxc.net.0.ipv4.gateway': ['auto'],
+      'lxc.net.0.ipv4.address': ['10.0.3.5/24 10.0.3.255'], 'lxc.net.0.ipv4.gateway': ['auto'],
       'lxc.net.0.ipv6.gateway': ['dev']}),
     ({'type': 'veth', 'link': 'br1', 'mtu': 1400, 'hwaddr': '00:16:3E:01:02:AB'},
      {'lxc.net.0.type': ['veth'], 'lxc.net.0.link': ['br1'], 'lxc.net.0.flags': ['up'],
@@ -71,7 +71,7 @@ def test_several_networks_are_indexed_in_order():
     _spec, keys = net_keys({'link': 'lxcbr0', 'ipv4': ['10.0.3.5/24']},
                            {'type': 'macvlan', 'link': 'eth0', 'macvlan_mode': 'private', 'name': 'mv0'},
                            {'type': 'phys', 'link': 'dummy0'})
-    assert keys['lxc.net.0.link'] == ['lxcbr0'] and keys['lxc.net.0.ipv4.address'] == ['10.0.3.5/24']
+    assert keys['lxc.net.0.link'] == ['lxcbr0'] and keys['lxc.net.0.ipv4.address'] == ['10.0.3.5/24 10.0.3.255']
     assert keys['lxc.net.1.type'] == ['macvlan'] and keys['lxc.net.1.macvlan.mode'] == ['private']
     assert keys['lxc.net.1.name'] == ['mv0']
     assert keys['lxc.net.2.type'] == ['phys'] and keys['lxc.net.2.link'] == ['dummy0']
@@ -128,3 +128,16 @@ def test_fewer_networks_remove_the_surplus_devices():
     one = apply_desired(two, net_keys({'link': 'lxcbr0'})[0])
     assert not any(k.startswith('lxc.net.1.') for k, _v in net_lines(one))
     assert one == apply_desired(DEBIAN, net_keys({'link': 'lxcbr0'})[0])
+
+
+@pytest.mark.parametrize('address,rendered', [
+    ('10.0.3.5/24', '10.0.3.5/24 10.0.3.255'),
+    ('192.168.7.9/20', '192.168.7.9/20 192.168.15.255'),
+    ('10.0.3.5/30', '10.0.3.5/30 10.0.3.7'),
+    ('10.0.3.5/31', '10.0.3.5/31'),
+    ('10.0.3.5/32', '10.0.3.5/32'),
+])
+def test_ipv4_addresses_carry_their_broadcast(address, rendered):
+    # LXC 5.0 gives an address without one the broadcast 0.0.0.255 (for a /24)
+    _spec, keys = net_keys({'link': 'lxcbr0', 'ipv4': [address]})
+    assert keys['lxc.net.0.ipv4.address'] == [rendered]

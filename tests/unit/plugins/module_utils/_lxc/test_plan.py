@@ -128,8 +128,23 @@ def test_apply_keeps_template_lines_and_never_duplicates():
     assert once.count('lxc.net.0.type') == 1 and once.count('lxc.start.auto') == 1
     assert once.startswith(BUSYBOX.split('lxc.net.0.type')[0])
     assert 'lxc.net.0.ipv4.address = 10.0.3.5/24' in once and 'lxc.start.order = 2' in once
-    assert changed_keys(BUSYBOX, once) == ['lxc.group', 'lxc.net.0.ipv4.address', 'lxc.net.0.ipv4.gateway',
-                                           'lxc.start.auto', 'lxc.start.order']
+    assert changed_keys(BUSYBOX, once) == ['lxc.group', 'lxc.net.0.hwaddr', 'lxc.net.0.ipv4.address',
+                                           'lxc.net.0.ipv4.gateway', 'lxc.start.auto', 'lxc.start.order']
+
+
+def test_a_static_nic_without_a_mac_gets_a_fixed_one():
+    # the busybox template writes no MAC: LXC would make up a new one at every start
+    static = {'type': 'veth', 'link': 'lxcbr0', 'ipv4': ['10.0.3.5/24']}
+    out = apply_desired(BUSYBOX, spec(networks=[static, {'link': 'lxcbr0'}]))
+    mac = LxcConfig.parse(out).get('lxc.net.0.hwaddr')
+    assert len(mac) == 1 and mac[0].startswith('00:16:3e:') and len(mac[0]) == 17
+    assert mac == LxcConfig.parse(apply_desired(BUSYBOX, spec(networks=[static]))).get('lxc.net.0.hwaddr')
+    assert LxcConfig.parse(apply_desired(BUSYBOX, spec(name='vk-b', networks=[static]))).get('lxc.net.0.hwaddr') != mac
+    assert not LxcConfig.parse(out).get('lxc.net.1.hwaddr')  # a DHCP NIC is left to LXC
+    # a MAC the config has already, or the user's, wins
+    assert apply_desired(out, spec(networks=[static, {'link': 'lxcbr0'}])) == out
+    own = apply_desired(BUSYBOX, spec(networks=[dict(static, hwaddr='00:16:3e:01:02:03')]))
+    assert LxcConfig.parse(own).get('lxc.net.0.hwaddr') == ['00:16:3e:01:02:03']
 
 
 def test_networks_own_lxc_net_but_keep_generated_mac():

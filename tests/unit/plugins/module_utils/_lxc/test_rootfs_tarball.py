@@ -355,7 +355,8 @@ def test_complete_container_reads_as_before(env):
     fake, m, lxc = env
     m.run({'name': NAME})
     current = m.read(NAME)
-    assert current.exists and current.incomplete is None and current.config_text == fixture('busybox.config')
+    assert current.exists and current.incomplete is None and current.config_text == fixture('busybox.config').replace(
+        '/var/lib/lxc/vk-fx/rootfs', m.container_dir(NAME) + '/rootfs')
 
 
 # ---------------------------------------------------------------- application rootfs started by lxc.init.cmd

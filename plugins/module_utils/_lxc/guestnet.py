@@ -1,0 +1,481 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtkit.guests contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Static addresses that stick: the guest's own network setup in the container's rootfs.
+
+LXC sets a static address (``lxc.net.N.ipv4.address``) on the interface before the guest's
+init runs; a DHCP client the guest then starts on the same interface flushes it (busybox's
+udhcpc) or adds a second address (ifupdown's dhclient). Where the rootfs layout is known,
+the line that starts that client is turned off for a NIC with static addresses, with a
+marker of ours so it comes back when the NIC goes back to DHCP:
+
+- busybox (template busybox): ``/etc/init.d/rcS`` runs ``/bin/udhcpc`` (on eth0);
+- ifupdown (template debian, Alpine, Devuan...): ``iface NIC inet dhcp`` in
+  ``/etc/network/interfaces`` (and ``interfaces.d/*``) becomes ``inet manual`` (ifupdown
+  then leaves the address to LXC); for static IPv6, ``inet6 dhcp`` or ``inet6 auto``.
+
+Other layouts (a systemd-networkd ``.network`` file with DHCP on, netplan, NetworkManager,
+or none this module knows) are not edited: :func:`survey` returns why, for one warning.
+
+Everything but :class:`RootfsView` is pure; the view reads and writes below the rootfs
+without following a symlink (the rootfs is the guest's: a link there must not lead the
+host's root out of it) and keeps every file's owner and mode (an unprivileged container's
+files belong to its mapped ids).
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+import re
+import stat
+
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig
+
+MARKER = 'virtkit.guests'
+RCS = 'etc/init.d/rcS'
+INTERFACES = 'etc/network/interfaces'
+INTERFACES_D = 'etc/network/interfaces.d'
+NETWORKD_DIRS = ('etc/systemd/network', 'usr/lib/systemd/network', 'lib/systemd/network')
+NETPLAN_DIR = 'etc/netplan'
+NETWORK_MANAGER = ('usr/sbin/NetworkManager', 'sbin/NetworkManager')
+# Backing stores whose rootfs is a directory this module can edit in place.
+DIRECTORY_STORES = ('dir', 'btrfs')
+# An overlay rootfs (overlay:LOWER:UPPER): read through both, edited in UPPER.
+OVERLAY_STORES = ('overlay', 'overlayfs')
+
+_MARK_RE = re.compile(r'^# virtkit\.guests: (\S+) has a static (ipv[46]) address \(lxc\.net\.(\d+)\); was: (.*)$')
+_UDHCPC_RE = re.compile(r'^\s*(?:/usr)?(?:/s?bin/)?udhcpc(?:\s+(.*))?$')
+_IFACE_RE = re.compile(r'^(\s*)iface\s+(\S+)\s+(inet6?)\s+(\S+)(.*)$')
+_DHCP_METHODS = {'inet': ('dhcp',), 'inet6': ('dhcp', 'auto')}
+_FAMILY = {'inet': 'ipv4', 'inet6': 'ipv6'}
+_METHOD_FAMILY = {'ipv4': 'inet', 'ipv6': 'inet6'}
+
+
+def nics(networks):
+    """The container's NICs as LXC names them: [{'index', 'ifname', 'ipv4', 'ipv6'}].
+
+    ``ipv4``/``ipv6`` are the declared addresses with prefix. An unnamed NIC gets the
+    lowest free ``ethN`` in order (what LXC does); type none and empty have no NIC.
+    """
+    nets = [(i, n) for i, n in enumerate(networks or []) if (n.get('type') or 'veth') not in ('none', 'empty')]
+    taken = set(n['name'] for _i, n in nets if n.get('name'))
+    out, free = [], 0
+    for i, net in nets:
+        ifname = net.get('name')
+        if not ifname:
+            while 'eth%d' % free in taken:
+                free += 1
+            ifname = 'eth%d' % free
+            taken.add(ifname)
+        out.append({'index': i, 'ifname': ifname,
+                    'ipv4': [str(a).split()[0] for a in net.get('ipv4') or []],
+                    'ipv6': [str(a).split()[0] for a in net.get('ipv6') or []]})
+    return out
+
+
+def static_families(nic_list):
+    """{ifname: (index, {'ipv4', 'ipv6'} declared static)} for the NICs with static addresses."""
+    return dict((n['ifname'], (n['index'], set(f for f in ('ipv4', 'ipv6') if n[f])))
+                for n in nic_list if n['ipv4'] or n['ipv6'])
+
+
+def _marker(ifname, family, index, original):
+    return '# %s: %s has a static %s address (lxc.net.%d); was: %s' % (MARKER, ifname, family, index, original)
+
+
+def _static(statics, ifname, family):
+    return ifname in statics and family in statics[ifname][1]
+
+
+def udhcpc_interface(args):
+    """The interface a udhcpc command line configures (eth0 unless -i/--interface says)."""
+    words = (args or '').split()
+    for i, word in enumerate(words):
+        if word in ('-i', '--interface') and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith('--interface='):
+            return word.split('=', 1)[1]
+        if word.startswith('-i') and len(word) > 2 and not word.startswith('--'):
+            return word[2:]
+    return 'eth0'
+
+
+def edit_rcs(text, statics):
+    """busybox's rcS with udhcpc off for NICs with a static IPv4 address (and back on for the
+    others). Returns (new text, {ifname: 'off'|'on'|'complex'} for every udhcpc line seen)."""
+    lines = text.split('\n')
+    seen = {}
+    for n, line in enumerate(lines):
+        mark = _MARK_RE.match(line)
+        if mark:
+            ifname, family, _index, original = mark.groups()
+            if family == 'ipv4' and not _static(statics, ifname, 'ipv4'):
+                lines[n] = original
+                seen[ifname] = 'on'
+            else:
+                seen[ifname] = 'off'
+            continue
+        found = _UDHCPC_RE.match(line)
+        if not found or re.search(r'[;&|`$<>()]', line):
+            anywhere = re.search(r'\budhcpc\b(.*)$', line)
+            if anywhere and not line.lstrip().startswith('#'):
+                # part of a shell construct: not rewritten
+                seen[udhcpc_interface(anywhere.group(1))] = 'complex'
+            continue
+        ifname = udhcpc_interface(found.group(1))
+        if _static(statics, ifname, 'ipv4'):
+            lines[n] = _marker(ifname, 'ipv4', statics[ifname][0], line)
+            seen[ifname] = 'off'
+        else:
+            seen.setdefault(ifname, 'on')
+    return '\n'.join(lines), seen
+
+
+def edit_interfaces(text, statics):
+    """ifupdown's interfaces(5) with ``iface NIC inet dhcp`` (``inet6 dhcp|auto``) as ``manual``
+    for NICs with static addresses of that family, and back for the others. Returns
+    (new text, {(ifname, family): method after the edit} for every iface stanza)."""
+    lines = text.split('\n')
+    out, seen = [], {}
+    n = 0
+    while n < len(lines):
+        line = lines[n]
+        mark = _MARK_RE.match(line)
+        nxt = _IFACE_RE.match(lines[n + 1]) if mark and n + 1 < len(lines) else None
+        if mark and nxt and nxt.group(2) == mark.group(1) and _FAMILY[nxt.group(3)] == mark.group(2) \
+                and nxt.group(4) == 'manual':
+            ifname, family = mark.group(1), mark.group(2)
+            if _static(statics, ifname, family):
+                out += [line, lines[n + 1]]
+                seen[(ifname, family)] = 'manual'
+            else:
+                out.append(mark.group(4))
+                seen[(ifname, family)] = _IFACE_RE.match(mark.group(4)).group(4) \
+                    if _IFACE_RE.match(mark.group(4)) else 'dhcp'
+            n += 2
+            continue
+        found = _IFACE_RE.match(line)
+        if found:
+            indent, ifname, method_family, method, rest = found.groups()
+            family = _FAMILY[method_family]
+            if method in _DHCP_METHODS[method_family] and _static(statics, ifname, family):
+                out += [_marker(ifname, family, statics[ifname][0], line),
+                        '%siface %s %s manual%s' % (indent, ifname, method_family, rest)]
+                seen[(ifname, family)] = 'manual'
+                n += 1
+                continue
+            seen[(ifname, family)] = method
+        out.append(line)
+        n += 1
+    return '\n'.join(out), seen
+
+
+def _networkd_dhcp(text, ifname):
+    """The DHCP families a systemd-networkd .network file turns on for ``ifname`` (a set)."""
+    section, names, dhcp = None, None, ''
+    for raw in (text or '').splitlines():
+        line = raw.strip()
+        if not line or line[0] in '#;':
+            continue
+        if line.startswith('['):
+            section = line.strip('[]').strip()
+            continue
+        key, _sep, value = line.partition('=')
+        key, value = key.strip(), value.strip()
+        if section == 'Match' and key == 'Name':
+            names = (names or []) + value.split()
+        elif section == 'Network' and key == 'DHCP':
+            dhcp = value.lower()
+    if names is not None and not any(fnmatch.fnmatchcase(ifname, pattern.lstrip('!')) != pattern.startswith('!')
+                                     for pattern in names):
+        return set()
+    return {'yes': {'ipv4', 'ipv6'}, 'true': {'ipv4', 'ipv6'}, 'on': {'ipv4', 'ipv6'}, '1': {'ipv4', 'ipv6'},
+            'both': {'ipv4', 'ipv6'}, 'ipv4': {'ipv4'}, 'ipv6': {'ipv6'}}.get(dhcp, set())
+
+
+def survey(view, nic_list):
+    """What the rootfs needs so that the static addresses of ``nic_list`` stick.
+
+    Returns (edits, reasons): edits ``[(path, before, after)]`` (paths below the rootfs,
+    with a leading "/"), reasons ``{ifname: why its address may not stick}`` for the NICs
+    with static addresses that no edit here can protect.
+    """
+    statics = static_families(nic_list)
+    edits, reasons, known = [], {}, False
+    rcs = view.read(RCS)
+    if rcs is not None and view.exists('bin/busybox'):
+        known = True
+        new, seen = edit_rcs(rcs, statics)
+        if new != rcs:
+            edits.append(('/' + RCS, rcs, new))
+        for ifname, how in seen.items():
+            if how == 'complex' and _static(statics, ifname, 'ipv4'):
+                reasons[ifname] = '/%s starts udhcpc on it in a shell construct this module does not rewrite' % RCS
+    files = []
+    if view.read(INTERFACES) is not None:
+        files.append(INTERFACES)
+        files += ['%s/%s' % (INTERFACES_D, f) for f in view.listdir(INTERFACES_D)
+                  if not f.startswith('.') and view.is_file('%s/%s' % (INTERFACES_D, f))]
+    for path in files:
+        known = True
+        text = view.read(path)
+        if text is None:
+            continue
+        new, _seen = edit_interfaces(text, statics)
+        if new != text:
+            edits.append(('/' + path, text, new))
+    for directory in NETWORKD_DIRS:
+        for name in view.listdir(directory):
+            if not name.endswith('.network'):
+                continue
+            text = view.read('%s/%s' % (directory, name))
+            for ifname, (_index, families) in statics.items():
+                if families & _networkd_dhcp(text, ifname) and ifname not in reasons:
+                    reasons[ifname] = 'systemd-networkd runs DHCP on it (/%s/%s)' % (directory, name)
+    netplan = [n for n in view.listdir(NETPLAN_DIR) if n.endswith(('.yaml', '.yml'))]
+    for name in netplan:
+        text = view.read('%s/%s' % (NETPLAN_DIR, name)) or ''
+        if re.search(r'dhcp[46]:\s*(true|yes|on)\b', text):
+            for ifname in statics:
+                reasons.setdefault(ifname, 'netplan may run DHCP on it (/%s/%s)' % (NETPLAN_DIR, name))
+    if any(view.exists(p) for p in NETWORK_MANAGER):
+        for ifname in statics:
+            reasons.setdefault(ifname, 'NetworkManager is installed in the guest and may run DHCP on it')
+    if not known and not netplan:
+        for ifname in statics:
+            reasons.setdefault(ifname, 'the rootfs has no network setup this module knows (busybox\'s '
+                                       '/etc/init.d/rcS, ifupdown\'s /etc/network/interfaces)')
+    return edits, reasons
+
+
+def rootfs_view(config_text):
+    """(view, None) of the container's rootfs from its config, or (None, why not).
+
+    A directory (dir, btrfs) is read and edited in place; an overlay (a snapshot clone) is read
+    through its upper directory, then its lower one, and edited in the upper one."""
+    conf = LxcConfig.parse(config_text or '')
+    value = conf.first('lxc.rootfs.path') or conf.first('lxc.rootfs')
+    if not value:
+        return None, 'its config names no rootfs (lxc.rootfs.path)'
+    store, sep, path = value.partition(':')
+    if not sep:
+        store, path = 'dir', value
+    layers = path.split(':')
+    if store in DIRECTORY_STORES and len(layers) == 1 and path.startswith('/'):
+        return RootfsView(path), None
+    if store in OVERLAY_STORES and len(layers) == 2 and all(p.startswith('/') for p in layers):
+        return OverlayView(RootfsView(layers[0]), RootfsView(layers[1])), None
+    return None, 'its rootfs (%s) is on a backing store this module does not edit' % value
+
+
+def warning(name, nic_list, reasons, observed=None):
+    """One warning for the NICs whose static addresses may not or do not stick, or None.
+
+    ``observed``: {ifname: [IPv4 addresses the running container has on it]} (or None)."""
+    parts = []
+    for nic in nic_list:
+        if not (nic['ipv4'] or nic['ipv6']):
+            continue
+        ifname = nic['ifname']
+        want = sorted(a.split('/')[0] for a in nic['ipv4'])
+        have = None if observed is None or not nic['ipv4'] else sorted(observed.get(ifname) or [])
+        text = []
+        if have is not None and have != want:
+            text.append('has %s instead of the declared %s' % (', '.join(have) or 'no IPv4 address',
+                                                               ', '.join(want)))
+        if ifname in reasons:
+            text.append(('because ' if text else 'may lose its static address: ') + reasons[ifname])
+        if text:
+            parts.append('%s (networks[%d]) %s' % (ifname, nic['index'], ' '.join(text)))
+    if not parts:
+        return None
+    return ('%s: %s; the guest\'s own network setup is not made to keep the address here: configure it inside '
+            'the guest (or declare no static address and use DHCP)' % (name, '; '.join(parts)))
+
+
+def _read_at(fd, leaf):
+    ffd = os.open(leaf, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_NONBLOCK', 0), dir_fd=fd)
+    try:
+        if not stat.S_ISREG(os.fstat(ffd).st_mode):
+            return None
+        with os.fdopen(os.dup(ffd), 'rb') as handle:
+            return handle.read(1024 * 1024).decode('utf-8', 'surrogateescape')
+    finally:
+        os.close(ffd)
+
+
+class RootfsView:
+    """Files below a container's rootfs, never through a symlink; writes keep owner and mode."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def _dir_fd(self, parts):
+        """An fd of the directory root/parts[0]/... opened without following links, or None."""
+        try:
+            fd = os.open(self.root, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+        except OSError:
+            return None
+        for part in parts:
+            try:
+                nxt = os.open(part, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | getattr(os, 'O_NOFOLLOW', 0),
+                              dir_fd=fd)
+            except OSError:
+                os.close(fd)
+                return None
+            os.close(fd)
+            fd = nxt
+        return fd
+
+    @staticmethod
+    def _split(path):
+        parts = [p for p in path.split('/') if p not in ('', '.')]
+        if '..' in parts or not parts:
+            raise ValueError('not a path below the rootfs: %r' % path)
+        return parts[:-1], parts[-1]
+
+    def _at(self, path, call, default=None):
+        """``call(directory fd, leaf name)`` for a path below the root; ``default`` when the
+        directory cannot be reached or the call raises OSError."""
+        parents, leaf = self._split(path)
+        fd = self._dir_fd(parents)
+        if fd is None:
+            return default
+        try:
+            return call(fd, leaf)
+        except OSError:
+            return default
+        finally:
+            os.close(fd)
+
+    def _lstat(self, path):
+        return self._at(path, lambda fd, leaf: os.stat(leaf, dir_fd=fd, follow_symlinks=False))
+
+    def exists(self, path):
+        return self._lstat(path) is not None
+
+    def is_file(self, path):
+        st = self._lstat(path)
+        return st is not None and stat.S_ISREG(st.st_mode)
+
+    def listdir(self, path):
+        fd = self._dir_fd([p for p in path.split('/') if p not in ('', '.')])
+        if fd is None:
+            return []
+        try:
+            return sorted(os.listdir(fd))
+        except OSError:
+            return []
+        finally:
+            os.close(fd)
+
+    def read(self, path):
+        """A regular file's text (None when missing, a link, not a file or unreadable)."""
+        return self._at(path, _read_at)
+
+    def stat(self, path):
+        """The lstat of a path below the root (None when missing or not reachable)."""
+        return self._lstat(path)
+
+    def mkdir_like(self, path, like):
+        """Make the directory ``path`` (its parent must exist) with the owner and mode of ``like``."""
+        parents, leaf = self._split(path)
+        fd = self._dir_fd(parents)
+        if fd is None:
+            raise OSError(errno.ENOENT, 'no such directory (or a symlink on the way)', path)
+        try:
+            os.mkdir(leaf, 0o700, dir_fd=fd)
+            os.chown(leaf, like.st_uid, like.st_gid, dir_fd=fd, follow_symlinks=False)
+            os.chmod(leaf, stat.S_IMODE(like.st_mode), dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def write(self, path, text, like=None):
+        """Replace a regular file (through a temporary file and a rename in its directory),
+        keeping its owner and mode; a missing file is made with those of ``like`` (a stat).
+        OSError when it cannot."""
+        parents, leaf = self._split(path)
+        fd = self._dir_fd(parents)
+        if fd is None:
+            raise OSError(errno.ENOENT, 'no such directory (or a symlink on the way)', path)
+        tmp = '.%s.virtkit-%d' % (leaf, os.getpid())
+        try:
+            try:
+                st = os.stat(leaf, dir_fd=fd, follow_symlinks=False)
+            except OSError as err:
+                if err.errno != errno.ENOENT or like is None:
+                    raise
+                st = like
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, 'not a regular file', path)
+            tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o600, dir_fd=fd)
+            try:
+                with os.fdopen(tfd, 'wb') as handle:
+                    handle.write(text.encode('utf-8', 'surrogateescape'))
+                    handle.flush()
+                    os.fchown(handle.fileno(), st.st_uid, st.st_gid)
+                    os.fchmod(handle.fileno(), stat.S_IMODE(st.st_mode))
+                os.rename(tmp, leaf, src_dir_fd=fd, dst_dir_fd=fd)
+            except BaseException:
+                try:
+                    os.unlink(tmp, dir_fd=fd)
+                except OSError:
+                    pass
+                raise
+        finally:
+            os.close(fd)
+
+
+class OverlayView:
+    """An overlay rootfs: reads see the upper directory over the lower one (a whiteout or any
+    other non-file in the upper one hides the lower file); writes go to the upper one, copying
+    the file's directories, owner and mode up from the lower one first."""
+
+    def __init__(self, lower, upper):
+        self.lower, self.upper = lower, upper
+
+    def _hidden(self, path):
+        """True when a directory on the way to ``path`` is not a directory in the upper one."""
+        parts = [p for p in path.split('/') if p not in ('', '.')][:-1]
+        for n in range(1, len(parts) + 1):
+            st = self.upper.stat('/'.join(parts[:n]))
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                return True
+        return False
+
+    def exists(self, path):
+        st = self.upper.stat(path)
+        if st is not None:
+            return not stat.S_ISCHR(st.st_mode)
+        return not self._hidden(path) and self.lower.exists(path)
+
+    def is_file(self, path):
+        st = self.upper.stat(path)
+        if st is not None:
+            return stat.S_ISREG(st.st_mode)
+        return not self._hidden(path) and self.lower.is_file(path)
+
+    def listdir(self, path):
+        names = set(self.upper.listdir(path)) | set(self.lower.listdir(path))
+        return sorted(n for n in names if self.exists('%s/%s' % (path, n)))
+
+    def read(self, path):
+        if self.upper.stat(path) is not None:
+            return self.upper.read(path)
+        return None if self._hidden(path) else self.lower.read(path)
+
+    def write(self, path, text):
+        if self.upper.stat(path) is None:
+            like = self.lower.stat(path)
+            if like is None or not stat.S_ISREG(like.st_mode):
+                raise OSError(errno.ENOENT, 'not a file in the lower directory', path)
+            parts = [p for p in path.split('/') if p not in ('', '.')][:-1]
+            for n in range(1, len(parts) + 1):
+                sub = '/'.join(parts[:n])
+                if self.upper.stat(sub) is None:
+                    self.upper.mkdir_like(sub, self.lower.stat(sub))
+            self.upper.write(path, text, like=like)
+            return
+        self.upper.write(path, text)
