@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run one shell command inside a tiny test guest, through its serial console.
 
 The tiny guest of tests/images/build-tiny-image.sh keeps a root shell on ttyS0. This
@@ -8,7 +7,7 @@ them; the exit status is the command's. It is how the integration tests read an 
 from the guest's own side (its address, its DNS answers, its disk) rather than from the
 host or from a module's return value.
 
-    guest_console.py [--uri URI] [--timeout SECONDS] DOMAIN COMMAND
+    python guest_console.py [--uri URI] [--timeout SECONDS] DOMAIN COMMAND
 
 A probe (an echo) is typed every few seconds until the shell answers it (right after a boot
 it may not run yet), then COMMAND once. Lines the guest's init prints on its own ("virtkit-tiny: ...")
