@@ -5,7 +5,7 @@
 # through its added host (virtkit.guests.lxc) and the VM's web server on its address -> rerun and
 # check rerun report changed=0 -> the same through SSH to the hypervisor (a loopback sshd:
 # module over SSH, lxc-attach over SSH, a ProxyCommand for the VM) -> a bad guest entry fails with one line before anything is created
-# -> one guest failing does not stop the others, then the role fails naming it
+# -> both guests restarted, the rerun finds them from inside on their addresses -> one guest failing does not stop the others, then the role fails naming it
 # -> teardown (remove_storage honoured; the shared base stays) -> teardown rerun changed=0.
 # Everything is named vk-test-role-*; cleanup.yml removes it on any exit.
 set -euo pipefail
@@ -73,6 +73,13 @@ grep -q 'TASK \[It is the test VM, with SSH connection variables\]' "$LOG/apply.
 [ "$(virsh domstate vk-test-role-vm)" = running ]
 [ "$(volumes)" = "vk-test-role-base.raw vk-test-role-vm.qcow2 " ] || { echo "unexpected volumes: $(volumes)"; exit 1; }
 
+# A restart of both guests (the VM reset, the container stopped and started), then more
+# than one retry interval of their DHCP clients (busybox udhcpc: 20 s at most): the rerun
+# changes nothing and its plays find the guests, from inside, on the addresses the role gives.
+virsh -q reset vk-test-role-vm
+lxc-stop -n vk-test-role-ct -t 10
+lxc-start -n vk-test-role-ct
+sleep 25
 run rerun apply.yml changed=0 "$@"
 run check_rerun apply.yml changed=0 --check "$@"
 
