@@ -407,7 +407,9 @@ def _cloud_init(plan, entry, nics, wants_static):
     }
     if value.get('network_config') is not None:
         params['network_config'] = value['network_config']
-    elif wants_static:
+    elif wants_static or plan.reservations:
+        # Reservations too: without a network-config, cloud-init's fallback runs DHCP on the
+        # first NIC only, and a reservation on another NIC would never be asked for.
         params['network_config'] = _network_config(plan, nics)
     return params
 

@@ -170,6 +170,22 @@ def test_a_reservation_nic_beside_a_network_config_one_runs_dhcp():
     assert plan.reservations[0].hostname is None
 
 
+def test_a_seed_beside_reservations_runs_dhcp_on_every_reserved_nic():
+    """cloud-init's fallback (no network-config) runs DHCP on the first NIC only: the seed of a
+    guest with reservations names every NIC by MAC, so the second one asks for its address too."""
+    plan = guest_plans([{'name': 'two', 'kind': 'kvm', 'cloud_init': {'users': [{'name': 'ops'}]}, 'networks': [
+        {'network': 'lab', 'ip': '192.168.150.32', 'address_mode': 'dhcp_reservation'},
+        {'network': 'lab2', 'ip': '10.9.0.8', 'address_mode': 'dhcp_reservation'},
+        {'network': 'default'},
+    ]}])[0]
+    assert plan.seed['network_config'] == {'version': 2, 'ethernets': {
+        'nic%d' % i: {'match': {'macaddress': stable_mac('two', i)}, 'dhcp4': True} for i in range(3)}}
+    assert [nic['mac'] for nic in plan.domain['interfaces']] == [stable_mac('two', i) for i in range(3)]
+    # without cloud_init there is no seed, and nothing to write
+    assert guest_plans([{'name': 'two', 'kind': 'kvm', 'networks': [
+        {'network': 'lab', 'ip': '192.168.150.32', 'address_mode': 'dhcp_reservation'}]}])[0].seed is None
+
+
 def test_absent_removes_the_reservations_the_entry_names():
     plan = guest_plans([{'name': 'tiny1', 'kind': 'kvm', 'state': 'absent', 'networks': [
         {'network': 'default'},
