@@ -188,6 +188,7 @@ class GuestPlan:
         self.static_ips = []       # addresses set through network-config (kvm)
         self.reservations = []     # Reservation: DHCP host entries on libvirt networks (kvm)
         self.macs = []             # (networks[N], MAC) of the NICs whose MAC is declared or derived (kvm)
+        self.derived_macs = []     # (N, MAC) of the NICs whose MAC is derived (stable_mac) (kvm)
 
     @property
     def label(self):
@@ -301,6 +302,7 @@ def _kvm_networks(plan, entry):
             raise VirtkitError('%s: address_mode %s needs ip' % (where, mode))
         if wants_static and not n.get('mac'):
             n['mac'] = stable_mac(plan.name, i)
+            plan.derived_macs.append((i, n['mac']))
         if mode == 'dhcp_reservation':
             plan.reservations.append(_reservation(plan, where, n))
             result.append(n)
