@@ -24,12 +24,12 @@ from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.devices import nic_mac
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.manager import DomainManager
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import ContainerManager
-from ansible_collections.virtkit.guests.plugins.module_utils._network import NetworkManager
+from ansible_collections.virtkit.guests.plugins.module_utils._network import NetworkManager, xml_facts
 from ansible_collections.virtkit.guests.plugins.module_utils._storage import volume as _volume
 from ansible_collections.virtkit.guests.plugins.module_utils._storage.volume import VolumeManager
 from ansible_collections.virtkit.guests.plugins.module_utils import _seed
 from ansible_collections.virtkit.guests.plugins.module_utils._seed import SeedManager
-from ansible_collections.virtkit.guests.plugins.module_utils._fleet.spec import checked
+from ansible_collections.virtkit.guests.plugins.module_utils._fleet.spec import checked, reservation_hostname
 
 KVM_STATES = {'shutoff': 'stopped', 'shutdown': 'stopped', 'crashed': 'stopped', 'nostate': 'stopped'}
 
@@ -268,6 +268,32 @@ class FleetEngine:
         run.pending_restart = result.get('pending_restart', False)
         run.pending_restart_fields = result.get('pending_restart_fields', [])
         run.facts = result.get('domain') or {}
+        run.warnings.extend(self._undeclared_reservations(run))
+
+    def _undeclared_reservations(self, run):
+        """A DHCP host entry for one of the guest's NICs that the entry no longer declares (its
+        address_mode or ip was removed): the guest keeps getting that address. Said, not removed:
+        nothing records which entries this module added (libvirt_network's hosts or another tool
+        may own one just like it), and only entries that look like the ones it adds (the guest's
+        MAC and its name) are named."""
+        declared = set((res.network, res.mac) for res in run.plan.reservations)
+        name = reservation_hostname(run.plan.name)
+        out = []
+        for nic in (run.facts or {}).get('interfaces') or []:
+            mac, network = (nic.get('mac') or '').lower(), nic.get('source')
+            if nic.get('type') != 'network' or not mac or (network, mac) in declared:
+                continue
+            net = self.c.network(network)
+            if net is None:
+                continue
+            ipv4 = xml_facts(self.c.call(network, 'read XML', net.XMLDesc, 0))['ipv4'] or {}
+            for host in ipv4.get('dhcp_hosts') or []:
+                if (host.get('mac') or '').lower() == mac and host.get('name') == name and host.get('ip'):
+                    out.append('network %s still reserves %s for the NIC %s of this guest, which the entry no '
+                               'longer declares, so the guest keeps getting that address; the reservation is '
+                               'left alone (remove it with libvirt_network, or declare it again with '
+                               'address_mode: dhcp_reservation)' % (network, host['ip'], mac))
+        return out
 
     def _check_derived_macs(self, plan):
         """Refuse, before anything changes, a derived MAC that an existing guest's NIC lacks.

@@ -352,8 +352,13 @@ def _reservation(plan, where, nic):
         raise VirtkitError('%s.ip: %s: address_mode dhcp_reservation takes IPv4 addresses (libvirt matches '
                            'IPv6 DHCP hosts by DUID, not MAC)' % (where, text))
     prefix = iface.network.prefixlen if '/' in text else None
-    hostname = plan.name if _HOSTNAME_RE.match(plan.name) else None
+    hostname = reservation_hostname(plan.name)
     return Reservation(where, nic['network'], nic['mac'].lower(), str(iface.ip), prefix, hostname)
+
+
+def reservation_hostname(name):
+    """The name a guest's DHCP host entries carry: its own when it is a valid host name."""
+    return name if _HOSTNAME_RE.match(name) else None
 
 
 def _user_data(plan, ci):
