@@ -588,8 +588,7 @@ def _fleet_clashes(plans):
                 first = hostnames.setdefault((res.network, res.hostname.lower()), (plan, res.where))
                 if first != (plan, res.where):
                     problems.append('%s: the host name %s is also reserved by %s on network %s (a DHCP host '
-                                    'name names one MAC)' % (res.where, res.hostname, other(first),
-                                                              res.network))
+                                    'name names one MAC)' % (res.where, res.hostname, other(first), res.network))
         if problems:
             lines.append('%s: %s' % (plan.label, '; '.join(problems)))
     return lines
