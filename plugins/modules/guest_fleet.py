@@ -82,8 +82,11 @@ options:
         the guest's name), C(network_config) (wins over the one derived from C(networks[].ip)).
         The seed is the volume C(<guest>-seed.iso) in O(pool) on a cdrom; its instance-id is
         stable, so cloud-init runs once per guest."
-      - "C(networks[].ip) declares a static address. A NIC with an C(ip) and without C(mac) gets a
-        stable MAC derived from the guest's name and the NIC's position. C(address_mode) says how
+      - "C(networks[].ip) declares a static address. When a NIC of the guest has an C(ip), each NIC
+        without C(mac) gets a stable MAC derived from the guest's name and the NIC's position; a MAC
+        two NICs of the fleet would share is refused at validation. An existing guest whose NIC
+        lacks the derived MAC (made before the C(ip) was added) is refused in one line naming the
+        MAC to set as C(mac), instead of getting a second NIC. C(address_mode) says how
         the address reaches the guest: V(cloud_init) (the default) writes it, with C(gateway) and
         C(dns), into the seed's cloud-init network-config (version 2, matched by MAC; C(ip) in CIDR
         form), so it needs C(cloud_init) not to be V(false); the guest configures it itself and
@@ -96,9 +99,11 @@ options:
         Only networks a NIC names with this mode are edited. Refused in one line before anything
         of the guest is created when the network does not exist, has no DHCP range in its first
         IPv4 subnet or the address lies outside that subnet, or the address (or host name) is
-        reserved for or leased to another MAC. C(gateway) and C(dns) come from the network and
-        cannot be set. State V(absent) removes the reservations of the NICs the entry still
-        lists (keep C(networks) in the entry). The guest is waited for by default and
+        reserved for or leased to another MAC, or by another guest of the fleet. C(gateway) and
+        C(dns) come from the network and cannot be set. With a seed, its network-config runs DHCP
+        on each NIC (matched by MAC). State V(absent) removes the reservations of the NICs the
+        entry still lists (keep C(networks) in the entry); a reservation the entry no longer
+        declares is left in the network and named in a warning. The guest is waited for by default and
         RV(guests[].ip) is the lease it really took; when a running guest holds another address
         (it took a lease before the reservation existed or changed), a warning says so."
       - "C(remove_storage) (default V(false)): with state V(absent), also delete the overlay,

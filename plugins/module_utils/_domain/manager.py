@@ -212,6 +212,14 @@ class DomainManager:
         live = parse(current.live_xml) if current.live_xml else None
         self.requests = LiveRequests.read(live)
         self.live_timeout = spec.live_timeout
+        if live is not None and self.requests.balloon is not None \
+                and xmerge.read_kib(live.find('currentMemory')) == self.requests.balloon[0]:
+            # The guest reached the recorded target: the request is done. Kept, it would make
+            # a later return towards the maximum (virsh setmem, the driver unloaded) look asked
+            # for already, never corrected. Bookkeeping of this module, not a change of the
+            # guest: it does not make the run changed (check mode leaves it to the next run).
+            self.requests.balloon = None
+            self._save_requests()
         for action in plan.actions:
             getattr(self, '_op_' + action.op)(**action.params)
 

@@ -20,14 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import Connection, LIBVIRT_ARGS
 from ansible_collections.virtkit.guests.plugins.module_utils._wait import Deadline
+from ansible_collections.virtkit.guests.plugins.module_utils._xml import parse
+from ansible_collections.virtkit.guests.plugins.module_utils._domain.devices import nic_mac
 from ansible_collections.virtkit.guests.plugins.module_utils._domain.manager import DomainManager
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import ContainerManager
-from ansible_collections.virtkit.guests.plugins.module_utils._network import NetworkManager
+from ansible_collections.virtkit.guests.plugins.module_utils._network import NetworkManager, xml_facts
 from ansible_collections.virtkit.guests.plugins.module_utils._storage import volume as _volume
 from ansible_collections.virtkit.guests.plugins.module_utils._storage.volume import VolumeManager
 from ansible_collections.virtkit.guests.plugins.module_utils import _seed
 from ansible_collections.virtkit.guests.plugins.module_utils._seed import SeedManager
-from ansible_collections.virtkit.guests.plugins.module_utils._fleet.spec import checked
+from ansible_collections.virtkit.guests.plugins.module_utils._fleet.spec import checked, reservation_hostname
 
 KVM_STATES = {'shutoff': 'stopped', 'shutdown': 'stopped', 'crashed': 'stopped', 'nostate': 'stopped'}
 
@@ -232,6 +234,8 @@ class FleetEngine:
             return
         if plan.base is not None and plan.base.error:
             raise VirtkitError(plan.base.error)
+        if run.existed:
+            self._check_derived_macs(plan)
         # Before anything else of the guest: a refused reservation leaves nothing behind, and
         # the guest's first DHCP request already gets the reserved address.
         for res in plan.reservations:
@@ -264,6 +268,61 @@ class FleetEngine:
         run.pending_restart = result.get('pending_restart', False)
         run.pending_restart_fields = result.get('pending_restart_fields', [])
         run.facts = result.get('domain') or {}
+        run.warnings.extend(self._undeclared_reservations(run))
+
+    def _undeclared_reservations(self, run):
+        """A DHCP host entry for one of the guest's NICs that the entry no longer declares (its
+        address_mode or ip was removed): the guest keeps getting that address. Said, not removed:
+        nothing records which entries this module added (libvirt_network's hosts or another tool
+        may own one just like it), and only entries that look like the ones it adds (the guest's
+        MAC and its name) are named."""
+        declared = set((res.network, res.mac) for res in run.plan.reservations)
+        name = reservation_hostname(run.plan.name)
+        out = []
+        for nic in (run.facts or {}).get('interfaces') or []:
+            mac, network = (nic.get('mac') or '').lower(), nic.get('source')
+            if nic.get('type') != 'network' or not mac or (network, mac) in declared:
+                continue
+            net = self.c.network(network)
+            if net is None:
+                continue
+            ipv4 = xml_facts(self.c.call(network, 'read XML', net.XMLDesc, 0))['ipv4'] or {}
+            for host in ipv4.get('dhcp_hosts') or []:
+                if (host.get('mac') or '').lower() == mac and host.get('name') == name and host.get('ip'):
+                    out.append('network %s still reserves %s for the NIC %s of this guest, which the entry no '
+                               'longer declares, so the guest keeps getting that address; the reservation is '
+                               'left alone (remove it with libvirt_network, or declare it again with '
+                               'address_mode: dhcp_reservation)' % (network, host['ip'], mac))
+        return out
+
+    def _check_derived_macs(self, plan):
+        """Refuse, before anything changes, a derived MAC that an existing guest's NIC lacks.
+
+        A NIC without ``mac`` gets a derived one when the guest has a static address (the seed's
+        network-config and a DHCP reservation name the NIC by MAC, and they are made before the
+        guest is read). A guest created earlier without one has the MAC libvirt generated: the
+        derived MAC would match none of its NICs, so a second NIC would be added and the address
+        bound to a MAC the guest does not have. Each such NIC is paired, in order, with the
+        guest's NICs that no entry MAC names; with none left, it is a NIC really added.
+        """
+        if not plan.derived_macs:
+            return
+        current = DomainManager(self.c).read(plan.name)
+        if not current.exists:
+            return
+        devices = parse(current.inactive_xml).find('devices')
+        have = [nic_mac(el) for el in devices.findall('interface')] if devices is not None else []
+        claimed = set(mac for _where, mac in plan.macs)
+        unclaimed = [mac for mac in have if mac and mac not in claimed]
+        problems = []
+        for index, mac in plan.derived_macs:
+            if mac in have or not unclaimed:
+                continue
+            theirs = unclaimed.pop(0)
+            problems.append('networks[%d]: the guest\'s NIC has MAC %s, not the derived %s (the guest was made '
+                            'without it); set networks[%d].mac: %s' % (index, theirs, mac, index, theirs))
+        if problems:
+            raise VirtkitError('; '.join(problems))
 
     def _reserve(self, run, res, state):
         with self.network_lock:

@@ -16,7 +16,6 @@ and runs before anything is touched. All errors are collected: one line per bad 
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import re
@@ -26,6 +25,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.virtkit.guests.plugins.module_utils._errors import VirtkitError
 from ansible_collections.virtkit.guests.plugins.module_utils._libvirt import LIBVIRT_ARGS
+from ansible_collections.virtkit.guests.plugins.module_utils._mac import stable_mac
 from ansible_collections.virtkit.guests.plugins.module_utils._units import parse_size
 from ansible_collections.virtkit.guests.plugins.module_utils._domain import spec as domain_spec
 from ansible_collections.virtkit.guests.plugins.module_utils._storage import volume as volume_spec
@@ -187,6 +187,8 @@ class GuestPlan:
         self.ansible_user = None
         self.static_ips = []       # addresses set through network-config (kvm)
         self.reservations = []     # Reservation: DHCP host entries on libvirt networks (kvm)
+        self.macs = []             # (networks[N], MAC) of the NICs whose MAC is declared or derived (kvm)
+        self.derived_macs = []     # (N, MAC) of the NICs whose MAC is derived (stable_mac) (kvm)
 
     @property
     def label(self):
@@ -236,12 +238,6 @@ def _tidy(error):
         keys, _sep, supported = message.partition('. Supported parameters include: ')
         return 'unknown key %s (valid: %s)' % (keys, supported.rstrip('.'))
     return message
-
-
-def stable_mac(name, index):
-    """52:54:00 plus three bytes of sha256(name + index): the same guest keeps its MAC."""
-    digest = hashlib.sha256(('%s%d' % (name, index)).encode('utf-8')).hexdigest()
-    return '52:54:00:%s:%s:%s' % (digest[0:2], digest[2:4], digest[4:6])
 
 
 def base_image_name(image):
@@ -306,6 +302,7 @@ def _kvm_networks(plan, entry):
             raise VirtkitError('%s: address_mode %s needs ip' % (where, mode))
         if wants_static and not n.get('mac'):
             n['mac'] = stable_mac(plan.name, i)
+            plan.derived_macs.append((i, n['mac']))
         if mode == 'dhcp_reservation':
             plan.reservations.append(_reservation(plan, where, n))
             result.append(n)
@@ -355,8 +352,13 @@ def _reservation(plan, where, nic):
         raise VirtkitError('%s.ip: %s: address_mode dhcp_reservation takes IPv4 addresses (libvirt matches '
                            'IPv6 DHCP hosts by DUID, not MAC)' % (where, text))
     prefix = iface.network.prefixlen if '/' in text else None
-    hostname = plan.name if _HOSTNAME_RE.match(plan.name) else None
+    hostname = reservation_hostname(plan.name)
     return Reservation(where, nic['network'], nic['mac'].lower(), str(iface.ip), prefix, hostname)
+
+
+def reservation_hostname(name):
+    """The name a guest's DHCP host entries carry: its own when it is a valid host name."""
+    return name if _HOSTNAME_RE.match(name) else None
 
 
 def _user_data(plan, ci):
@@ -412,7 +414,9 @@ def _cloud_init(plan, entry, nics, wants_static):
     }
     if value.get('network_config') is not None:
         params['network_config'] = value['network_config']
-    elif wants_static:
+    elif wants_static or plan.reservations:
+        # Reservations too: without a network-config, cloud-init's fallback runs DHCP on the
+        # first NIC only, and a reservation on another NIC would never be asked for.
         params['network_config'] = _network_config(plan, nics)
     return params
 
@@ -491,12 +495,7 @@ def _kvm(plan, entry, fleet):
         raise VirtkitError('domain: %s cannot be set in the escape hatch (they are the guest\'s own keys '
                            'or the fleet\'s options)' % ', '.join(reserved))
     interfaces = [dict((k, v) for k, v in n.items() if k in ('network', 'bridge', 'mac', 'model')) for n in nics]
-    seen = {}
-    for res in plan.reservations:
-        key = (res.network, res.ip)
-        if key in seen:
-            raise VirtkitError('%s: %s is also reserved by %s' % (res.where, res.ip, seen[key]))
-        seen[key] = res.where
+    plan.macs = [('networks[%d]' % i, n['mac'].lower()) for i, n in enumerate(nics) if n.get('mac')]
     params = {'uri': uri, 'name': name, 'state': DOMAIN_STATE[plan.state],
               'restart_policy': fleet['restart_policy'], 'wait_for_ip': False,
               'disks': disks_out + list(extra.pop('disks', None) or []),
@@ -560,6 +559,41 @@ def _lxc(plan, entry, fleet, layout, path_kind=None):
 
 # ------------------------------------------------------------------ the fleet
 
+def _fleet_clashes(plans):
+    """One line per guest whose NICs clash with an earlier NIC of the fleet (its own or another
+    guest's): a MAC used twice (a derived MAC can equal another guest's, see _mac), or two
+    DHCP reservations of one network for one address or one host name (dnsmasq gives each to
+    one MAC only: the second guest would fail at run time, after the first was created)."""
+    lines = []
+    macs, addresses, hostnames = {}, {}, {}
+    for plan in plans:
+        if plan.kind != 'kvm' or plan.state == 'absent':
+            continue
+        problems = []
+
+        def other(first):
+            return first[1] if first[0] is plan else '%s %s' % (first[0].label, first[1])
+
+        for where, mac in plan.macs:
+            first = macs.setdefault(mac, (plan, where))
+            if first[0] is not plan or first[1] != where:
+                problems.append('%s: MAC %s is also used by %s; set networks[].mac to tell them apart'
+                                % (where, mac, other(first)))
+        for res in plan.reservations:
+            first = addresses.setdefault((res.network, res.ip), (plan, res.where))
+            if first != (plan, res.where):
+                problems.append('%s: %s is also reserved by %s on network %s'
+                                % (res.where, res.ip, other(first), res.network))
+            if res.hostname:
+                first = hostnames.setdefault((res.network, res.hostname.lower()), (plan, res.where))
+                if first != (plan, res.where):
+                    problems.append('%s: the host name %s is also reserved by %s on network %s (a DHCP host '
+                                    'name names one MAC)' % (res.where, res.hostname, other(first), res.network))
+        if problems:
+            lines.append('%s: %s' % (plan.label, '; '.join(problems)))
+    return lines
+
+
 def validate_fleet(params, layout=None, path_kind=None):
     """(guest plans to run, base images) for the module params, or FleetValidationError.
 
@@ -601,6 +635,7 @@ def validate_fleet(params, layout=None, path_kind=None):
             errors.append('%s: %s' % (label, err))
             continue
         plans.append(plan)
+    errors.extend(_fleet_clashes(plans))
     only = params.get('only')
     if only is not None:
         unknown = [n for n in only if n not in names]

@@ -13,7 +13,8 @@ from ansible_collections.virtkit.guests.plugins.module_utils._errors import Virt
 from ansible_collections.virtkit.guests.plugins.module_utils._resource import Plan
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig, is_repeatable, render_entries
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import guestnet
-from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import PROTECTED_PREFIXES, mount_target, stable_mac
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.spec import PROTECTED_PREFIXES, mount_target
+from ansible_collections.virtkit.guests.plugins.module_utils._mac import stable_mac
 
 ACTIVE = ('running', 'frozen')
 # Keys read only by lxc-autostart (lxc.container.conf(5), AUTOSTART): a running container
@@ -74,7 +75,7 @@ def apply_desired(text, spec):
             hw = 'lxc.net.%d.hwaddr' % i
             if hw in keys or (net.get('type') or 'veth') in ('none', 'empty', 'phys'):
                 continue
-            mac = conf.get(hw)[:1] or ([stable_mac(spec.name, i)] if net.get('ipv4') or net.get('ipv6') else [])
+            mac = conf.get(hw)[:1] or ([stable_mac(spec.name, i, 'lxc')] if net.get('ipv4') or net.get('ipv6') else [])
             if mac:
                 keys = dict(keys)
                 keys[hw] = mac

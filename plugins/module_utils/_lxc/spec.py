@@ -10,7 +10,6 @@ the cgroup layout (``layout``) and what a bind mount's source is (``path_kind``)
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import re
@@ -274,14 +273,6 @@ def _iface(value, family, option):
     if '/' not in value:
         raise VirtkitError('%s: %r needs a prefix length, for example %s/24' % (option, value, value))
     return str(iface)
-
-
-def stable_mac(name, index):
-    """The MAC a NIC with static addresses gets when neither the user nor the config names one:
-    LXC's prefix 00:16:3e and three bytes derived from the container name and the NIC index
-    (the same on every run, so check mode and reruns agree)."""
-    digest = hashlib.sha256(('%s/%d' % (name, index)).encode('utf-8')).digest()
-    return '00:16:3e:%02x:%02x:%02x' % (digest[0] & 0x7f, digest[1], digest[2])
 
 
 def with_broadcast(address):

@@ -607,6 +607,26 @@ def test_a_guest_whose_balloon_driver_reaches_the_target_later_is_quiet(conn, na
     assert guest.memory_calls == 0
 
 
+def test_a_reached_balloon_target_is_forgotten_so_a_later_return_to_the_maximum_is_corrected(conn, name):
+    """Once the guest is at its target, the record of the request goes (quietly): a guest that
+    later returns towards its maximum (virsh setmem, the driver unloaded) is asked again."""
+    base = dict(name=name, state='running', memory=128, max_memory=256)
+    run(conn, **{**base, 'state': 'present'})
+    guest = Guest(conn.conn.lookupByName(name), balloon=True)
+    run_guest(conn, guest, **base)
+    assert live_requests(conn, name).balloon == (128 * 1024, 256 * 1024)
+    guest.settle()
+    # Check mode sees the reached target but keeps the record; the real rerun drops it, unchanged.
+    assert_quiet(conn, guest, base, None)
+    assert live_requests(conn, name).balloon is None
+    assert not run_guest(conn, guest, **base)['changed']
+    # Someone gives the guest its maximum again: the next run asks for the target.
+    guest.at_kib = 256 * 1024
+    corrected = run_guest(conn, guest, **base)
+    assert ops(corrected) == ['set_memory'] and corrected['warnings'] == []
+    assert corrected['domain']['memory_mib'] == 128 and guest.memory_calls == 1
+
+
 def test_a_guest_started_outside_the_module_is_asked_once(conn, name):
     base = dict(name=name, state='running', memory=128, max_memory=256)
     run(conn, **{**base, 'state': 'present'})

@@ -400,6 +400,62 @@ def test_a_dhcp_reservation_is_planned_added_before_the_guest_and_removed_with_i
     assert run(gone)['changed'] is False
 
 
+def test_an_address_added_to_an_existing_guest_does_not_add_a_nic(keeper, lab):
+    """A guest made without a static address has libvirt's MAC; adding ip would derive another
+    one and add a second NIC: refused in one line before anything changes, naming the MAC."""
+    tag = keeper.tag
+    guest = {'name': tag + 'm1', 'kind': 'kvm', 'wait_for_ip': False, 'cloud_init': False,
+             'networks': [{'network': lab}]}
+    assert run(params_of([guest]))['failed_guests'] == []
+    theirs = run(params_of([guest]))['guests'][0]['domain']['interfaces'][0]['mac']
+    derived = spec.stable_mac(tag + 'm1', 0)
+    assert theirs != derived
+    with_ip = dict(guest, networks=[{'network': lab, 'ip': '10.233.0.40', 'address_mode': 'dhcp_reservation'}])
+    message = ("guests[0] (%sm1): networks[0]: the guest's NIC has MAC %s, not the derived %s (the guest was made "
+               "without it); set networks[0].mac: %s" % (tag, theirs, derived, theirs))
+    for check_mode in (True, False):
+        refused = run(params_of([with_ip]), check_mode=check_mode)
+        assert refused['errors'] == [message] and refused['guests'][0]['actions'] == []
+    assert lab_hosts(keeper, lab) == []
+    assert len(keeper.domain(tag + 'm1').XMLDesc(0).split('<interface ')) == 2  # still one NIC
+    # With the MAC the guest has, the reservation is for its NIC, and no NIC is added.
+    fixed = dict(with_ip, networks=[dict(with_ip['networks'][0], mac=theirs)])
+    applied = run(params_of([fixed]))
+    assert applied['failed_guests'] == []
+    assert [nic['mac'] for nic in applied['guests'][0]['domain']['interfaces']] == [theirs]
+    assert lab_hosts(keeper, lab) == [{'mac': theirs, 'name': tag + 'm1', 'ip': '10.233.0.40'}]
+    # A second NIC added beside the address is really new: its derived MAC is taken.
+    # (stopped: the test driver cannot attach a NIC live)
+    more = dict(fixed, state='stopped', networks=fixed['networks'] + [{'network': lab}])
+    grown = run(params_of([more]))
+    assert grown['failed_guests'] == [], grown['errors']
+    assert [nic['mac'] for nic in grown['guests'][0]['domain']['interfaces']] == [theirs, spec.stable_mac(tag + 'm1', 1)]
+
+
+def test_a_reservation_the_entry_no_longer_declares_is_named_in_a_warning(keeper, lab):
+    tag = keeper.tag
+    guest = {'name': tag + 'u1', 'kind': 'kvm', 'wait_for_ip': False, 'cloud_init': False,
+             'networks': [{'network': lab, 'ip': '10.233.0.50', 'address_mode': 'dhcp_reservation'}]}
+    mac = spec.stable_mac(tag + 'u1', 0)
+    applied = run(params_of([guest]))
+    assert applied['failed_guests'] == [] and applied['warnings'] == []
+    plain = dict(guest, networks=[{'network': lab}])
+    warning = ('%su1: network %s still reserves 10.233.0.50 for the NIC %s of this guest, which the entry no longer '
+               'declares, so the guest keeps getting that address; the reservation is left alone (remove it with '
+               'libvirt_network, or declare it again with address_mode: dhcp_reservation)' % (tag, lab, mac))
+    for check_mode in (True, False):
+        result = run(params_of([plain]), check_mode=check_mode)
+        assert result['changed'] is False and result['warnings'] == [warning]
+    assert lab_hosts(keeper, lab) == [{'mac': mac, 'name': tag + 'u1', 'ip': '10.233.0.50'}]
+    # an entry for another name (not one this module adds for the guest) is not named
+    net = keeper.conn.networkLookupByName(lab)
+    net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
+               "<host mac='%s' ip='10.233.0.50'/>" % mac, libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG)
+    net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
+               "<host mac='%s' name='other' ip='10.233.0.50'/>" % mac, libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG)
+    assert run(params_of([plain]))['warnings'] == []
+
+
 def test_a_guest_holding_another_address_than_its_reservation_is_warned_about(keeper, lab):
     from ansible_collections.virtkit.guests.plugins.module_utils._fleet.engine import GuestRun
     plan = spec.validate_fleet(params_of([{'name': keeper.tag + 'w', 'kind': 'kvm', 'networks': [

@@ -170,6 +170,22 @@ def test_a_reservation_nic_beside_a_network_config_one_runs_dhcp():
     assert plan.reservations[0].hostname is None
 
 
+def test_a_seed_beside_reservations_runs_dhcp_on_every_reserved_nic():
+    """cloud-init's fallback (no network-config) runs DHCP on the first NIC only: the seed of a
+    guest with reservations names every NIC by MAC, so the second one asks for its address too."""
+    plan = guest_plans([{'name': 'two', 'kind': 'kvm', 'cloud_init': {'users': [{'name': 'ops'}]}, 'networks': [
+        {'network': 'lab', 'ip': '192.168.150.32', 'address_mode': 'dhcp_reservation'},
+        {'network': 'lab2', 'ip': '10.9.0.8', 'address_mode': 'dhcp_reservation'},
+        {'network': 'default'},
+    ]}])[0]
+    assert plan.seed['network_config'] == {'version': 2, 'ethernets': {
+        'nic%d' % i: {'match': {'macaddress': stable_mac('two', i)}, 'dhcp4': True} for i in range(3)}}
+    assert [nic['mac'] for nic in plan.domain['interfaces']] == [stable_mac('two', i) for i in range(3)]
+    # without cloud_init there is no seed, and nothing to write
+    assert guest_plans([{'name': 'two', 'kind': 'kvm', 'networks': [
+        {'network': 'lab', 'ip': '192.168.150.32', 'address_mode': 'dhcp_reservation'}]}])[0].seed is None
+
+
 def test_absent_removes_the_reservations_the_entry_names():
     plan = guest_plans([{'name': 'tiny1', 'kind': 'kvm', 'state': 'absent', 'networks': [
         {'network': 'default'},
@@ -178,6 +194,40 @@ def test_absent_removes_the_reservations_the_entry_names():
     ]}])[0]
     assert [(r.network, r.mac) for r in plan.reservations] == [
         ('lab', stable_mac('tiny1', 1)), ('lab', '52:54:00:aa:bb:cc')]
+
+
+def test_two_guests_cannot_reserve_one_address_or_host_name_of_a_network():
+    def guest(name, ip, network='default'):
+        return {'name': name, 'kind': 'kvm', 'cloud_init': False,
+                'networks': [{'network': network, 'ip': ip, 'address_mode': 'dhcp_reservation'}]}
+    lines = errors_of([guest('a', '192.168.122.50'), guest('b', '192.168.122.50/24'), guest('c', '192.168.122.51'),
+                       guest('d', '192.168.122.50')])
+    assert lines == [
+        'guests[1] (b): networks[0]: 192.168.122.50 is also reserved by guests[0] (a) networks[0] on network default',
+        'guests[3] (d): networks[0]: 192.168.122.50 is also reserved by guests[0] (a) networks[0] on network default']
+    # DNS names are case-blind: Web and web would be one dnsmasq host name
+    assert errors_of([guest('web', '192.168.122.60'), guest('Web', '192.168.122.61')]) == [
+        'guests[1] (Web): networks[0]: the host name Web is also reserved by guests[0] (web) networks[0] on network '
+        'default (a DHCP host name names one MAC)']
+    # one address on two networks, an absent guest's old entry: no clash
+    guest_plans([guest('a', '192.168.122.50'), guest('b', '192.168.122.50', 'lab'),
+                 dict(guest('c', '192.168.122.50'), state='absent')])
+
+
+def test_a_mac_used_twice_in_a_fleet_is_refused_also_when_derived():
+    # The KVM derivation hashes name and index without a separator (kept: existing guests keep
+    # their MACs): web1's NIC 0 and web's NIC 10 derive one MAC.
+    assert stable_mac('web1', 0) == stable_mac('web', 10)
+    nets = [{'network': 'default'} for _i in range(10)] + [{'network': 'default', 'ip': '192.168.122.70/24'}]
+    lines = errors_of([{'name': 'web1', 'kind': 'kvm', 'networks': [{'network': 'default', 'ip': '192.168.122.71/24'}]},
+                       {'name': 'web', 'kind': 'kvm', 'networks': nets},
+                       {'name': 'x', 'kind': 'kvm', 'networks': [{'network': 'default', 'mac': stable_mac('web1', 0)}]}])
+    mac = stable_mac('web1', 0)
+    assert lines == [
+        'guests[1] (web): networks[10]: MAC %s is also used by guests[0] (web1) networks[0]; set networks[].mac '
+        'to tell them apart' % mac,
+        'guests[2] (x): networks[0]: MAC %s is also used by guests[0] (web1) networks[0]; set networks[].mac '
+        'to tell them apart' % mac]
 
 
 def test_raw_network_config_wins_over_the_derived_one():
