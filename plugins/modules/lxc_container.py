@@ -35,7 +35,9 @@ description:
     C(# virtkit.guests:) marker line with the original, which comes back when the NIC goes back to
     DHCP. The edits keep the files' owner and mode (unprivileged containers), never follow a
     symlink out of the rootfs, show in check mode and in the diff, and make a running container
-    report RV(pending_restart) (the guest reads them when it boots).
+    report RV(pending_restart) with C(rootfs PATH) in RV(pending_restart_fields) (the guest reads
+    them when it boots) - on later runs too, like config keys, until the container restarts
+    (O(restart_policy=if_needed) restarts it).
   - Where the module cannot make an address stick (a systemd-networkd C(.network) file or netplan
     config with DHCP on for the NIC, NetworkManager in the guest, no network setup it knows, a
     backing store it does not edit), it says so in B(one warning) naming the container, the NIC
@@ -487,7 +489,8 @@ pending_restart:
   returned: always
   type: bool
 pending_restart_fields:
-  description: The config keys that wait for a restart.
+  description: The config keys that wait for a restart, and C(rootfs PATH) for each rootfs file edited since the
+    running container started.
   returned: always
   type: list
   elements: str

@@ -593,11 +593,17 @@ class ContainerManager:
         stamp = self._stamp(name)
         fast = self.state_from_proc(name, stamp)
         state, pid = fast if fast is not None else self.info(name)
-        started = None
+        started, booted = None, {}
         if state in ACTIVE and pid and stamp and stamp.get('pid') == pid \
                 and stamp.get('ticks') == lxcfacts.proc_start_ticks(pid, self.read_file):
             started = stamp.get('config')
-        return Current(name, True, state, pid, text, started)
+            booted = stamp.get('rootfs') if isinstance(stamp.get('rootfs'), dict) else {}
+        current = Current(name, True, state, pid, text, started)
+        current.started_rootfs = booted
+        if booted:
+            view, _why = guestnet.rootfs_view(text)
+            current.rootfs_now = dict((path, view.read(path) if view else None) for path in booted)
+        return current
 
     # ------------------------------------------------------------ clones in progress
 
@@ -712,10 +718,16 @@ class ContainerManager:
             return None
         return ('frozen' if is_frozen else 'running'), pid
 
-    def _write_stamp(self, name, pid):
-        text = self.read_file(self.r.config_path(name))
+    def _write_stamp(self, name, pid, text=None, rootfs=None):
+        """Record what the container at ``pid`` started with: its config (``text``, by default the
+        one on disk now) and the rootfs files edited since it started, as it booted with them
+        (``rootfs``, {path: text}); both keep pending_restart on later runs until a restart."""
+        if text is None:
+            text = self.read_file(self.r.config_path(name))
         stamp = {'pid': pid, 'ticks': lxcfacts.proc_start_ticks(pid, self.read_file), 'config': text,
                  'path': self.r.config_path(name)}
+        if rootfs:
+            stamp['rootfs'] = rootfs
         try:
             write_atomic(os.path.join(self.container_dir(name), STAMP), json.dumps(stamp))
         except (IOError, OSError):
@@ -873,6 +885,14 @@ class ContainerManager:
                 view.write(path, after)
             except OSError as err:
                 raise VirtkitError('%s: cannot edit %s in the rootfs: %s' % (spec.name, path, err.strerror or err))
+        current = self.current
+        if edits and current.active and current.pid:
+            # The running guest booted with the texts before: a restart is pending on later runs too.
+            booted = dict(current.started_rootfs or {})
+            for path, before, _after in edits:
+                booted.setdefault(path, before)
+            started = current.started_config if current.started_config is not None else current.config_text
+            self._write_stamp(spec.name, current.pid, text=started, rootfs=booted)
 
     def settle(self, spec, pid):
         """Watch a freshly started container's static NICs (bounded by SETTLE_TIMEOUT)."""

@@ -56,6 +56,10 @@ class Current:
         # The edits the guest's network setup in the rootfs needs for the declared static
         # addresses ([(path, before, after)], see guestnet.survey), read by the manager.
         self.rootfs_edits = []
+        # The rootfs files edited while the container ran, as it booted with them ({path: text},
+        # recorded by us next to started_config), and what they hold now ({path: text}).
+        self.started_rootfs = {}
+        self.rootfs_now = {}
 
     @property
     def active(self):
@@ -236,7 +240,8 @@ def build_plan(spec, current):
         if current.active:
             baseline = current.started_config if current.started_config is not None else current.config_text
             # The guest reads its network setup when it boots.
-            plan.pending_restart = restart_keys(baseline, new_text) + ['rootfs ' + path for path, _b, _a in edits]
+            plan.pending_restart = restart_keys(baseline, new_text) + [
+                'rootfs ' + path for path in rootfs_restart_paths(current, edits)]
 
     _lifecycle(plan, spec, state)
     if spec.wait_for_ip and plan.after['state'] in ACTIVE:
@@ -245,6 +250,18 @@ def build_plan(spec, current):
             ' on ' + ', '.join(spec.wait_for_ip_interfaces) if spec.wait_for_ip_interfaces else ''),
             changes=False)
     return plan
+
+
+def rootfs_restart_paths(current, edits):
+    """The rootfs files (paths) whose text differs, after ``edits``, from the one the running
+    container booted with: recorded edits of earlier runs (current.started_rootfs) stay pending
+    until a restart, like config keys; an edit that brings a file back to its booted text is none."""
+    booted = dict(current.started_rootfs or {})
+    after = dict(current.rootfs_now or {})
+    for path, before, new in edits:
+        booted.setdefault(path, before)
+        after[path] = new
+    return sorted(path for path in booted if after.get(path) != booted[path])
 
 
 def _edit_purpose(spec):

@@ -362,6 +362,28 @@ def test_static_address_edits_are_planned_applied_and_undone(env):
     assert not m.run(dhcp)['changed'] and not m.run(dhcp, check_mode=True)['changed']
 
 
+def test_a_rootfs_edit_of_a_running_container_stays_pending_until_a_restart(env):
+    fake, m = env
+    m.run(params(state='started', networks=STATIC_157))
+    path = os.path.join(m.container_dir('vk-a'), 'rootfs', 'etc', 'init.d', 'rcS')
+    with open(path, 'w') as handle:  # the guest's rcS got its udhcpc line back
+        handle.write(fake_rcs())
+    first = m.run(params(state='started', networks=STATIC_157))
+    assert first['changed'] and first['pending_restart_fields'] == ['rootfs /etc/init.d/rcS']
+    for check_mode in (False, True):
+        again = m.run(params(state='started', networks=STATIC_157), check_mode=check_mode)
+        assert not again['changed'] and again['pending_restart_fields'] == ['rootfs /etc/init.d/rcS']
+    fixed = m.run(params(state='started', networks=STATIC_157, restart_policy='if_needed'))
+    assert [a['action'] for a in fixed['actions']] == ['restart'] and not fixed['pending_restart']
+    assert not m.run(params(state='started', networks=STATIC_157))['pending_restart']
+    # an edit that brings the file back to the text the guest booted with is none to restart for
+    with open(path, 'w') as handle:
+        handle.write(fake_rcs())
+    assert m.run(params(state='started', networks=STATIC_157))['pending_restart_fields'] == ['rootfs /etc/init.d/rcS']
+    back = m.run(params(state='started', networks=[{'link': 'lxcbr0'}]))
+    assert back['changed'] and 'rootfs /etc/init.d/rcS' not in back['pending_restart_fields']
+
+
 def fake_rcs():
     from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.fake_lxc import BUSYBOX_RCS
     return BUSYBOX_RCS
