@@ -786,12 +786,14 @@ class ContainerManager:
                 if link and not os.path.exists('/sys/class/net/%s' % link):
                     raise VirtkitError('%s: networks[%d].link %s does not exist on the host, so the container '
                                        'cannot start (for lxcbr0 run /usr/libexec/lxc/lxc-net start)' % (name, i, link))
-            self.check_mount_targets(spec, current)
 
     def check_mount_targets(self, spec, current):
         """Refuse, before anything changes, a start that the mounts would make fail: a target missing
         in the root file system with create false, or one of the other type than its source. Only
-        for an existing container whose rootfs is a directory here; the rest LXC reports at start."""
+        for an existing container whose rootfs is a directory here, and only when the plan starts or
+        restarts it (a running container's mounts are in place: a target may be visible only under a
+        mount this check does not see, from lxc.include or lxc.mount.fstab); the rest LXC reports at
+        start."""
         rootfs = rootfs_dir(current.config_text) if current.exists else None
         if rootfs is None:
             return
@@ -829,6 +831,8 @@ class ContainerManager:
         if current.exists and spec.networks is not None:
             current.rootfs_edits, self.rootfs_reasons = self.guest_network(spec, current.config_text)
         plan = build_plan(spec, current)
+        if any(a.op in ('start', 'restart') for a in plan.actions):
+            self.check_mount_targets(spec, current)
         result = plan.result()
         if check_mode:
             result['container'] = self.facts(spec.name, current, spec) if current.exists else {}

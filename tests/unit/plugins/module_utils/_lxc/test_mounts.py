@@ -373,6 +373,24 @@ def test_a_start_the_mounts_would_fail_is_refused_before_anything_changes(tmp_pa
     assert [a['action'] for a in m.run(p, check_mode=True)['actions']] == ['write_config']
 
 
+def test_a_running_container_is_not_refused_when_no_start_is_planned(tmp_path):
+    # its target may be visible only under a mount the check does not see (lxc.include, lxc.mount.fstab)
+    fake, m, cdir, config = existing(tmp_path, state='RUNNING')
+    mount = {'source': '/srv/vk-mnt-probe/dir', 'target': '/mnt/share', 'create': False}
+    p = {'name': 'vk-a', 'state': 'started', 'mounts': [mount]}
+    # a restart is a start: refused before anything changes
+    for extra in ({'state': 'restarted'}, {'restart_policy': 'if_needed'}):
+        for check in (True, False):
+            with pytest.raises(VirtkitError, match='mounts\\[0\\].target: /mnt/share does not exist'):
+                m.run(dict(p, **extra), check_mode=check)
+    assert (cdir / 'config').read_text() == config
+    for check in (True, False):
+        result = m.run(dict(p), check_mode=check)
+        assert [a['action'] for a in result['actions']] == ['write_config'] and result['pending_restart']
+    assert not m.run(dict(p))['changed']
+    assert fake.state['vk-a'] == 'RUNNING'
+
+
 def test_existing_targets_and_create_pass_the_check(tmp_path):
     fake, m, cdir, config = existing(tmp_path)
     p = {'name': 'vk-a', 'state': 'started',
