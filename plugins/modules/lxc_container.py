@@ -30,8 +30,10 @@ description:
     layout is known, the module turns that client off for each NIC with static addresses, before
     the first start (for templates, O(rootfs_tarball) and O(clone_from) alike) and whenever the
     declared addresses change - in busybox's C(/etc/init.d/rcS) the C(udhcpc) line of the NIC is
-    commented out; in ifupdown's C(/etc/network/interfaces) and C(interfaces.d/*) C(iface NIC inet
-    dhcp) (C(inet6 dhcp|auto) for static IPv6) becomes C(manual). Each edit carries a
+    commented out; in ifupdown's C(/etc/network/interfaces), C(interfaces.d/*) and the files their
+    C(source) and C(source-directory) lines name (symlinks resolved inside the rootfs) C(iface NIC
+    inet dhcp) (C(inet6 dhcp|auto) for static IPv6) becomes C(manual). A file larger than 1 MiB, or
+    one ifupdown reads that the module cannot, is not edited but named in the warning below. Each edit carries a
     C(# virtkit.guests:) marker line with the original, which comes back when the NIC goes back to
     DHCP. The edits keep the files' owner and mode (unprivileged containers), never follow a
     symlink out of the rootfs, show in check mode and in the diff, and make a running container

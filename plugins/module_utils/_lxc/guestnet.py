@@ -10,9 +10,14 @@ the line that starts that client is turned off for a NIC with static addresses, 
 marker of ours so it comes back when the NIC goes back to DHCP:
 
 - busybox (template busybox): ``/etc/init.d/rcS`` runs ``/bin/udhcpc`` (on eth0);
-- ifupdown (template debian, Alpine, Devuan...): ``iface NIC inet dhcp`` in
-  ``/etc/network/interfaces`` (and ``interfaces.d/*``) becomes ``inet manual`` (ifupdown
-  then leaves the address to LXC); for static IPv6, ``inet6 dhcp`` or ``inet6 auto``.
+- ifupdown (template debian, its clones and tarballs): ``iface NIC inet dhcp`` in
+  ``/etc/network/interfaces``, ``interfaces.d/*`` and what their ``source`` and
+  ``source-directory`` lines name becomes ``inet manual`` (ifupdown then leaves the address
+  to LXC); for static IPv6, ``inet6 dhcp`` or ``inet6 auto``. A symlink among them is
+  resolved inside the rootfs (as the guest sees it) and its target edited; one ifupdown
+  reads that this module cannot (unreadable, too large, through a loop) is a reason.
+
+A file larger than MAX_TEXT is never edited (a reason instead), so never written truncated.
 
 Other layouts (a systemd-networkd ``.network`` file with DHCP on, netplan, NetworkManager,
 or none this module knows) are not edited: :func:`survey` returns why, for one warning.
@@ -45,12 +50,30 @@ DIRECTORY_STORES = ('dir', 'btrfs')
 # An overlay rootfs (overlay:LOWER:UPPER): read through both, edited in UPPER.
 OVERLAY_STORES = ('overlay', 'overlayfs')
 
+# The largest file this module edits: a larger one is left alone (with a reason), never truncated.
+MAX_TEXT = 1024 * 1024
+# ifupdown files read through source/source-directory at most (loops, huge trees).
+MAX_IFUPDOWN_FILES = 64
+# How many symlinks a path below the rootfs may pass through (as the kernel allows).
+MAX_LINKS = 40
+# overlayfs: an opaque upper directory hides the lower one; a whiteout file (with the xattr,
+# kernel 6.7+) hides a lower file like a 0:0 character device does. trusted.* for a mount by
+# root, user.* for one with userxattr (unprivileged).
+OVERLAY_XATTR_PREFIXES = ('trusted.overlay.', 'user.overlay.')
+
 _MARK_RE = re.compile(r'^# virtkit\.guests: (\S+) has a static (ipv[46]) address \(lxc\.net\.(\d+)\); was: (.*)$')
 _UDHCPC_RE = re.compile(r'^\s*(?:/usr)?(?:/s?bin/)?udhcpc(?:\s+(.*))?$')
 _IFACE_RE = re.compile(r'^(\s*)iface\s+(\S+)\s+(inet6?)\s+(\S+)(.*)$')
+_SOURCE_RE = re.compile(r'^\s*(source|source-directory)\s+(\S+)\s*$')
+# run-parts' names: what source-directory reads from a directory
+_RUN_PARTS_RE = re.compile(r'^[a-zA-Z0-9_-]+$')
 _DHCP_METHODS = {'inet': ('dhcp',), 'inet6': ('dhcp', 'auto')}
 _FAMILY = {'inet': 'ipv4', 'inet6': 'ipv6'}
 _METHOD_FAMILY = {'ipv4': 'inet', 'ipv6': 'inet6'}
+
+
+class TooLarge(Exception):
+    """A file below the rootfs is larger than MAX_TEXT (not read, so never rewritten truncated)."""
 
 
 def nics(networks):
@@ -204,8 +227,13 @@ def survey(view, nic_list):
     """
     statics = static_families(nic_list)
     edits, reasons, known = [], {}, False
-    rcs = view.read(RCS)
-    if rcs is not None and view.exists('bin/busybox'):
+    rcs = _read(view, RCS)
+    if rcs is TooLarge and view.exists('bin/busybox'):
+        known = True
+        for ifname, (_index, families) in statics.items():
+            if 'ipv4' in families:
+                reasons[ifname] = '/%s is larger than %d bytes, so this module does not edit it' % (RCS, MAX_TEXT)
+    elif rcs is not None and view.exists('bin/busybox'):
         known = True
         new, seen = edit_rcs(rcs, statics)
         if new != rcs:
@@ -213,30 +241,29 @@ def survey(view, nic_list):
         for ifname, how in seen.items():
             if how == 'complex' and _static(statics, ifname, 'ipv4'):
                 reasons[ifname] = '/%s starts udhcpc on it in a shell construct this module does not rewrite' % RCS
-    files = []
-    if view.read(INTERFACES) is not None:
-        files.append(INTERFACES)
-        files += ['%s/%s' % (INTERFACES_D, f) for f in view.listdir(INTERFACES_D)
-                  if not f.startswith('.') and view.is_file('%s/%s' % (INTERFACES_D, f))]
-    for path in files:
+    texts, skipped = ifupdown_files(view)
+    for path, text in texts:
         known = True
-        text = view.read(path)
-        if text is None:
-            continue
         new, _seen = edit_interfaces(text, statics)
         if new != text:
             edits.append(('/' + path, text, new))
+    if skipped:
+        known = True
+        for ifname in statics:
+            reasons.setdefault(ifname, 'ifupdown reads %s, which this module does not edit' % ', '.join(skipped))
     for directory in NETWORKD_DIRS:
         for name in view.listdir(directory):
             if not name.endswith('.network'):
                 continue
-            text = view.read('%s/%s' % (directory, name))
+            text = _read(view, '%s/%s' % (directory, name))
+            text = '' if text is TooLarge else text
             for ifname, (_index, families) in statics.items():
                 if families & _networkd_dhcp(text, ifname) and ifname not in reasons:
                     reasons[ifname] = 'systemd-networkd runs DHCP on it (/%s/%s)' % (directory, name)
     netplan = [n for n in view.listdir(NETPLAN_DIR) if n.endswith(('.yaml', '.yml'))]
     for name in netplan:
-        text = view.read('%s/%s' % (NETPLAN_DIR, name)) or ''
+        text = _read(view, '%s/%s' % (NETPLAN_DIR, name))
+        text = '' if text in (None, TooLarge) else text
         if re.search(r'dhcp[46]:\s*(true|yes|on)\b', text):
             for ifname in statics:
                 reasons.setdefault(ifname, 'netplan may run DHCP on it (/%s/%s)' % (NETPLAN_DIR, name))
@@ -248,6 +275,104 @@ def survey(view, nic_list):
             reasons.setdefault(ifname, 'the rootfs has no network setup this module knows (busybox\'s '
                                        '/etc/init.d/rcS, ifupdown\'s /etc/network/interfaces)')
     return edits, reasons
+
+
+def _read(view, path):
+    """A file's text below the rootfs, None (missing, a link, unreadable) or TooLarge."""
+    try:
+        return view.read(path)
+    except TooLarge:
+        return TooLarge
+
+
+def resolve(view, path):
+    """``path`` (below the rootfs) with its symlinks resolved as the guest sees them: inside the
+    rootfs (an absolute link starts at its root, ".." stops there). None for a loop or a link
+    that cannot be read; a missing part ends the walk (the rest is kept as it is)."""
+    todo = [p for p in path.split('/') if p not in ('', '.')]
+    done, links = [], 0
+    while todo:
+        part = todo.pop(0)
+        if part == '..':
+            done = done[:-1]
+            continue
+        st = view.stat('/'.join(done + [part]))
+        if st is None:
+            return '/'.join(done + [part] + todo)
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            link = view.readlink('/'.join(done + [part]))
+            if link is None or links > MAX_LINKS:
+                return None
+            if link.startswith('/'):
+                done = []
+            todo = [p for p in link.split('/') if p not in ('', '.')] + todo
+            continue
+        done.append(part)
+    return '/'.join(done)
+
+
+def _sourced(view, directory, keyword, pattern):
+    """(paths, why not) of what a ``source`` (a glob) or ``source-directory`` line names, paths
+    below the rootfs as the guest reads them; relative ones start at the including file's directory."""
+    full = pattern if pattern.startswith('/') else '%s/%s' % (directory, pattern)
+    if keyword == 'source-directory':
+        where = resolve(view, full)
+        if where is None:
+            return [], '/%s (a symlink this module does not follow)' % full.strip('/')
+        return ['%s/%s' % (where, n) for n in view.listdir(where) if _RUN_PARTS_RE.match(n)], None
+    head, _sep, leaf = full.rstrip('/').rpartition('/')
+    if any(c in head for c in '*?['):
+        return [], '%s (a wildcard in a directory name)' % full
+    where = resolve(view, head)
+    if where is None:
+        return [], '/%s (a symlink this module does not follow)' % head.strip('/')
+    if not any(c in leaf for c in '*?['):
+        return ['%s/%s' % (where, leaf)], None
+    return ['%s/%s' % (where, n) for n in view.listdir(where) if fnmatch.fnmatchcase(n, leaf)
+            and not (n.startswith('.') and not leaf.startswith('.'))], None
+
+
+def ifupdown_files(view):
+    """The interfaces(5) files ifupdown reads in the rootfs: ([(path, text)], [why not for each
+    one this module cannot edit]). From /etc/network/interfaces (and interfaces.d/*, as always),
+    through its ``source`` and ``source-directory`` lines; a symlink is resolved inside the rootfs
+    and its target edited; a file that cannot be read or is too large is named in ``why not``."""
+    if view.stat(INTERFACES) is None:
+        return [], []
+    todo = [INTERFACES] + ['%s/%s' % (INTERFACES_D, n) for n in view.listdir(INTERFACES_D) if not n.startswith('.')]
+    texts, skipped, seen = [], [], set()
+    while todo:
+        path = resolve(view, todo.pop(0))
+        if path is None:
+            skipped.append('a file through a symlink loop')
+            continue
+        if path in seen:
+            continue
+        seen.add(path)
+        if len(seen) > MAX_IFUPDOWN_FILES:
+            skipped.append('more than %d files' % MAX_IFUPDOWN_FILES)
+            break
+        st = view.stat(path)
+        if st is None or stat.S_ISDIR(st.st_mode):
+            continue  # ifupdown skips it as well
+        text = _read(view, path)
+        if text is TooLarge:
+            skipped.append('/%s (larger than %d bytes)' % (path, MAX_TEXT))
+            continue
+        if text is None:
+            skipped.append('/%s (not a regular file this module can read)' % path)
+            continue
+        texts.append((path, text))
+        directory = path.rpartition('/')[0]
+        for line in text.split('\n'):
+            found = _SOURCE_RE.match(line)
+            if found:
+                more, why = _sourced(view, directory, found.group(1), found.group(2))
+                todo += more
+                if why:
+                    skipped.append(why)
+    return texts, skipped
 
 
 def rootfs_view(config_text):
@@ -301,7 +426,10 @@ def _read_at(fd, leaf):
         if not stat.S_ISREG(os.fstat(ffd).st_mode):
             return None
         with os.fdopen(os.dup(ffd), 'rb') as handle:
-            return handle.read(1024 * 1024).decode('utf-8', 'surrogateescape')
+            data = handle.read(MAX_TEXT + 1)
+        if len(data) > MAX_TEXT:
+            raise TooLarge(leaf)
+        return data.decode('utf-8', 'surrogateescape')
     finally:
         os.close(ffd)
 
@@ -372,8 +500,23 @@ class RootfsView:
             os.close(fd)
 
     def read(self, path):
-        """A regular file's text (None when missing, a link, not a file or unreadable)."""
+        """A regular file's text (None when missing, a link, not a file or unreadable); TooLarge
+        when it is larger than MAX_TEXT."""
         return self._at(path, _read_at)
+
+    def readlink(self, path):
+        """A symlink's target (None when it is none or cannot be read)."""
+        return self._at(path, lambda fd, leaf: os.readlink(leaf, dir_fd=fd))
+
+    def xattr(self, path, name):
+        """The extended attribute ``name`` of a file or directory (not a link), or None."""
+        def get(fd, leaf):
+            ffd = os.open(leaf, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_NONBLOCK', 0), dir_fd=fd)
+            try:
+                return os.getxattr(ffd, name)
+            finally:
+                os.close(ffd)
+        return self._at(path, get)
 
     def stat(self, path):
         """The lstat of a path below the root (None when missing or not reachable)."""
@@ -429,45 +572,73 @@ class RootfsView:
 
 
 class OverlayView:
-    """An overlay rootfs: reads see the upper directory over the lower one (a whiteout or any
-    other non-file in the upper one hides the lower file); writes go to the upper one, copying
+    """An overlay rootfs: reads see the upper directory over the lower one, as overlayfs merges
+    them: a whiteout (a 0:0 character device, or a file with the overlay.whiteout xattr) or any
+    other non-directory in the upper one hides the lower file, and so does an opaque upper
+    directory (overlay.opaque "y") for everything below it; writes go to the upper one, copying
     the file's directories, owner and mode up from the lower one first."""
 
     def __init__(self, lower, upper):
         self.lower, self.upper = lower, upper
 
+    def _xattr(self, path, name):
+        return [v for v in (self.upper.xattr(path, p + name) for p in OVERLAY_XATTR_PREFIXES) if v is not None]
+
+    def _whiteout(self, path, st):
+        if stat.S_ISCHR(st.st_mode):
+            return st.st_rdev == 0
+        return stat.S_ISREG(st.st_mode) and st.st_size == 0 and bool(self._xattr(path, 'whiteout'))
+
     def _hidden(self, path):
-        """True when a directory on the way to ``path`` is not a directory in the upper one."""
+        """True when the lower ``path`` cannot be seen: a directory on the way to it is not a
+        directory in the upper one, or is an opaque one there."""
         parts = [p for p in path.split('/') if p not in ('', '.')][:-1]
         for n in range(1, len(parts) + 1):
-            st = self.upper.stat('/'.join(parts[:n]))
-            if st is not None and not stat.S_ISDIR(st.st_mode):
+            sub = '/'.join(parts[:n])
+            st = self.upper.stat(sub)
+            if st is None:
+                continue
+            if not stat.S_ISDIR(st.st_mode) or b'y' in self._xattr(sub, 'opaque'):
                 return True
         return False
 
-    def exists(self, path):
+    def stat(self, path):
         st = self.upper.stat(path)
         if st is not None:
-            return not stat.S_ISCHR(st.st_mode)
-        return not self._hidden(path) and self.lower.exists(path)
+            return None if self._whiteout(path, st) else st
+        return None if self._hidden(path) else self.lower.stat(path)
+
+    def _layer(self, path):
+        """The layer whose ``path`` the guest sees, or None."""
+        st = self.upper.stat(path)
+        if st is not None:
+            return None if self._whiteout(path, st) else self.upper
+        return None if self._hidden(path) else self.lower
+
+    def exists(self, path):
+        return self.stat(path) is not None
 
     def is_file(self, path):
-        st = self.upper.stat(path)
-        if st is not None:
-            return stat.S_ISREG(st.st_mode)
-        return not self._hidden(path) and self.lower.is_file(path)
+        st = self.stat(path)
+        return st is not None and stat.S_ISREG(st.st_mode)
 
     def listdir(self, path):
         names = set(self.upper.listdir(path)) | set(self.lower.listdir(path))
         return sorted(n for n in names if self.exists('%s/%s' % (path, n)))
 
     def read(self, path):
-        if self.upper.stat(path) is not None:
-            return self.upper.read(path)
-        return None if self._hidden(path) else self.lower.read(path)
+        layer = self._layer(path)
+        return None if layer is None else layer.read(path)
+
+    def readlink(self, path):
+        layer = self._layer(path)
+        return None if layer is None else layer.readlink(path)
 
     def write(self, path, text):
-        if self.upper.stat(path) is None:
+        layer = self._layer(path)
+        if layer is None:
+            raise OSError(errno.ENOENT, 'not a file the guest sees (a whiteout or an opaque directory hides it)', path)
+        if layer is self.lower:
             like = self.lower.stat(path)
             if like is None or not stat.S_ISREG(like.st_mode):
                 raise OSError(errno.ENOENT, 'not a file in the lower directory', path)

@@ -158,6 +158,62 @@ def test_survey_reasons_for_layouts_it_cannot_edit(tmp_path):
     assert survey(unknown, nics([DHCP])) == ([], {})
 
 
+def test_survey_follows_source_lines_and_symlinks_inside_the_rootfs(tmp_path):
+    view = tree(tmp_path, {'etc/network/interfaces': 'auto lo\niface lo inet loopback\n'
+                                                     'source /etc/network/ifaces/*\nsource-directory more.d\n',
+                           'etc/network/ifaces/eth0': 'auto eth0\niface eth0 inet dhcp\n',
+                           'etc/network/ifaces/.skip': 'iface eth0 inet dhcp\n',
+                           'etc/network/more.d/eth1': 'iface eth1 inet dhcp\n',
+                           'etc/network/more.d/eth1.bak': 'iface eth1 inet dhcp\n',  # not a run-parts name
+                           'srv/net/eth2': 'iface eth2 inet dhcp\n',
+                           'etc/network/interfaces.d/lo': 'iface lo inet loopback\n'})
+    # a stanza in interfaces.d that is a symlink: its target (inside the rootfs) is edited
+    os.symlink('/srv/net/eth2', str(tmp_path / 'etc' / 'network' / 'interfaces.d' / 'eth2'))
+    # a link out of the rootfs stops at its root, as in the guest: the host's file is not read
+    outside = tmp_path.parent / (tmp_path.name + '-outside')
+    outside.write_text('iface eth0 inet dhcp\n')
+    os.symlink('../../../../' + outside.name, str(tmp_path / 'etc' / 'network' / 'interfaces.d' / 'gone'))
+    edits, reasons = survey(view, nics([STATIC, dict(STATIC, ipv4=['10.0.3.62/24']),
+                                        dict(STATIC, ipv4=['10.0.3.63/24'])]))
+    assert sorted(e[0] for e in edits) == ['/etc/network/ifaces/eth0', '/etc/network/more.d/eth1', '/srv/net/eth2']
+    assert reasons == {} and outside.read_text() == 'iface eth0 inet dhcp\n'
+    assert all('iface' in e[2] and 'manual' in e[2] for e in edits)
+    assert os.path.islink(str(tmp_path / 'etc' / 'network' / 'interfaces.d' / 'eth2'))
+
+
+def test_ifupdown_files_it_cannot_edit_give_a_reason(tmp_path):
+    view = tree(tmp_path, {'etc/network/interfaces': 'source /etc/network/*/eth0\nsource big\nsource loop\n',
+                           'etc/network/big': '# ' + 'x' * guestnet.MAX_TEXT + '\niface eth0 inet dhcp\n'})
+    os.symlink('loop', str(tmp_path / 'etc' / 'network' / 'loop'))
+    os.mkfifo(str(tmp_path / 'etc' / 'network' / 'interfaces.d'.replace('interfaces.d', 'fifo')))
+    (tmp_path / 'etc' / 'network' / 'interfaces.d').mkdir()
+    os.symlink('../fifo', str(tmp_path / 'etc' / 'network' / 'interfaces.d' / 'eth0'))
+    texts, skipped = guestnet.ifupdown_files(view)
+    assert [p for p, _t in texts] == ['etc/network/interfaces']
+    assert sorted(skipped) == ['/etc/network/*/eth0 (a wildcard in a directory name)',
+                               '/etc/network/big (larger than %d bytes)' % guestnet.MAX_TEXT,
+                               '/etc/network/fifo (not a regular file this module can read)',
+                               'a file through a symlink loop']
+    edits, reasons = survey(view, nics([STATIC, DHCP]))
+    assert edits == [] and list(reasons) == ['eth0']
+    assert reasons['eth0'].startswith('ifupdown reads /etc/network/')
+    assert reasons['eth0'].endswith(', which this module does not edit')
+    assert all(why in reasons['eth0'] for why in skipped)
+    assert survey(view, nics([DHCP])) == ([], {})
+
+
+def test_files_over_the_limit_are_not_edited_never_truncated(tmp_path):
+    big = '#' * guestnet.MAX_TEXT + '\n/bin/udhcpc\n'
+    view = tree(tmp_path, {'bin/busybox': '', 'etc/init.d/rcS': big})
+    with pytest.raises(guestnet.TooLarge):
+        view.read('etc/init.d/rcS')
+    edits, reasons = survey(view, nics([STATIC]))
+    assert edits == [] and 'is larger than 1048576 bytes, so this module does not edit it' in reasons['eth0']
+    assert (tmp_path / 'etc' / 'init.d' / 'rcS').read_text() == big
+    exact = tree(tmp_path / 'exact', {'bin/busybox': '', 'etc/init.d/rcS': '#' * (guestnet.MAX_TEXT - 12) + '\n/bin/udhcpc'})
+    assert [e[0] for e in survey(exact, nics([STATIC]))[0]] == ['/etc/init.d/rcS']
+
+
 def test_rootfs_view():
     view, why = rootfs_view('lxc.rootfs.path = dir:/var/lib/lxc/a/rootfs\n')
     assert isinstance(view, RootfsView) and view.root == '/var/lib/lxc/a/rootfs' and why is None
@@ -189,6 +245,31 @@ def test_overlay_reads_upper_over_lower_and_writes_upper_only(tmp_path):
     assert (tmp_path / 'lower' / 'etc' / 'init.d' / 'rcS').read_text() == fixture('busybox-rcS')
     assert oct(os.stat(str(tmp_path / 'upper' / 'etc' / 'init.d')).st_mode & 0o7777) == '0o751'
     assert survey(view, nics([STATIC])) == ([], {})
+
+
+@pytest.mark.parametrize('prefix', ['trusted', 'user'])
+def test_overlay_opaque_directories_and_xattr_whiteouts_hide_the_lower_layer(tmp_path, prefix):
+    if prefix == 'trusted' and os.geteuid() != 0:
+        pytest.skip('trusted.* xattrs need root')
+    lower = tree(tmp_path / 'lower', {'bin/busybox': '', 'etc/init.d/rcS': fixture('busybox-rcS'),
+                                      'etc/network/interfaces': 'iface eth0 inet dhcp\n'})
+    upper = tree(tmp_path / 'upper', {'etc/init.d/README': 'the user emptied init.d\n', 'etc/network/interfaces': ''})
+    os.setxattr(str(tmp_path / 'upper' / 'etc' / 'init.d'), prefix + '.overlay.opaque', b'y')
+    # an xattr whiteout: an empty file with overlay.whiteout (its directory says "x": not opaque)
+    os.setxattr(str(tmp_path / 'upper' / 'etc' / 'network' / 'interfaces'), prefix + '.overlay.whiteout', b'')
+    os.setxattr(str(tmp_path / 'upper' / 'etc' / 'network'), prefix + '.overlay.opaque', b'x')
+    view = OverlayView(lower, upper)
+    assert view.read('etc/init.d/rcS') is None and view.listdir('etc/init.d') == ['README']
+    assert view.read('etc/network/interfaces') is None and not view.exists('etc/network/interfaces')
+    assert view.listdir('etc/network') == []
+    with pytest.raises(OSError):
+        view.write('etc/init.d/rcS', 'resurrected\n')
+    with pytest.raises(OSError):
+        view.write('etc/network/interfaces', 'resurrected\n')
+    assert not (tmp_path / 'upper' / 'etc' / 'init.d' / 'rcS').exists()
+    assert (tmp_path / 'upper' / 'etc' / 'network' / 'interfaces').read_text() == ''
+    edits, reasons = survey(view, nics([STATIC]))
+    assert edits == [] and 'no network setup this module knows' in reasons['eth0']
 
 
 # ---------------------------------------------------------------- the view never leaves the rootfs
