@@ -39,7 +39,10 @@ description:
     symlink out of the rootfs, show in check mode and in the diff, and make a running container
     report RV(pending_restart) with C(rootfs PATH) in RV(pending_restart_fields) (the guest reads
     them when it boots) - on later runs too, like config keys, until the container restarts
-    (O(restart_policy=if_needed) restarts it).
+    (O(restart_policy=if_needed) restarts it). An overlay rootfs (a snapshot clone) is not edited
+    while the container runs (changing a mounted overlay's upper directory is undefined): the
+    edit is made between the stop and the start of a restart this module makes, or after a stop
+    it makes; until then it is in RV(pending_restart_fields) and named in the warning below.
   - Where the module cannot make an address stick (a systemd-networkd C(.network) file or netplan
     config with DHCP on for the NIC, NetworkManager in the guest, no network setup it knows, a
     backing store it does not edit), it says so in B(one warning) naming the container, the NIC

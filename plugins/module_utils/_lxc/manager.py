@@ -830,7 +830,14 @@ class ContainerManager:
         self.rootfs_reasons = {}
         if current.exists and spec.networks is not None:
             current.rootfs_edits, self.rootfs_reasons = self.guest_network(spec, current.config_text)
+            current.rootfs_overlay = isinstance(guestnet.rootfs_view(current.config_text)[0], guestnet.OverlayView)
         plan = build_plan(spec, current)
+        if plan.rootfs_deferred:
+            why = ('its rootfs is an overlay, not edited while the container runs: %s is edited when this module '
+                   'next stops or restarts it (restart_policy: if_needed or state: restarted)'
+                   % ', '.join(plan.rootfs_deferred))
+            for ifname in guestnet.static_families(guestnet.nics(spec.networks)):
+                self.rootfs_reasons.setdefault(ifname, why)
         if any(a.op in ('start', 'restart') for a in plan.actions):
             self.check_mount_targets(spec, current)
         result = plan.result()
@@ -876,7 +883,7 @@ class ContainerManager:
             return [], dict((ifname, why) for ifname in guestnet.static_families(nic_list))
         return guestnet.survey(view, nic_list)
 
-    def _op_edit_rootfs(self, edits=None):
+    def _op_edit_rootfs(self, edits=None, record=True):
         spec = self.spec
         text = self.read_file(self.r.config_path(spec.name))
         if edits is None:
@@ -890,7 +897,7 @@ class ContainerManager:
             except OSError as err:
                 raise VirtkitError('%s: cannot edit %s in the rootfs: %s' % (spec.name, path, err.strerror or err))
         current = self.current
-        if edits and current.active and current.pid:
+        if edits and record and current.active and current.pid:
             # The running guest booted with the texts before: a restart is pending on later runs too.
             booted = dict(current.started_rootfs or {})
             for path, before, _after in edits:
@@ -1271,8 +1278,10 @@ class ContainerManager:
             self.r.run('lxc-unfreeze', name, [], 'thaw before stopping')
         self._stop(name, self.spec.stop_timeout, self.spec.force_stop)
 
-    def _op_restart(self):
+    def _op_restart(self, edits=None):
         self._op_stop()
+        if edits:
+            self._op_edit_rootfs(edits=edits, record=False)  # an overlay rootfs, edited while stopped
         self._op_start()
 
     def _op_freeze(self):

@@ -372,7 +372,7 @@ def test_a_rootfs_edit_of_a_running_container_stays_pending_until_a_restart(env)
     assert first['changed'] and first['pending_restart_fields'] == ['rootfs /etc/init.d/rcS']
     for check_mode in (False, True):
         again = m.run(params(state='started', networks=STATIC_157), check_mode=check_mode)
-        assert not again['changed'] and again['pending_restart_fields'] == ['rootfs /etc/init.d/rcS']
+        assert not again['changed'] and 'rootfs /etc/init.d/rcS' in again['pending_restart_fields']
     fixed = m.run(params(state='started', networks=STATIC_157, restart_policy='if_needed'))
     assert [a['action'] for a in fixed['actions']] == ['restart'] and not fixed['pending_restart']
     assert not m.run(params(state='started', networks=STATIC_157))['pending_restart']
@@ -382,6 +382,43 @@ def test_a_rootfs_edit_of_a_running_container_stays_pending_until_a_restart(env)
     assert m.run(params(state='started', networks=STATIC_157))['pending_restart_fields'] == ['rootfs /etc/init.d/rcS']
     back = m.run(params(state='started', networks=[{'link': 'lxcbr0'}]))
     assert back['changed'] and 'rootfs /etc/init.d/rcS' not in back['pending_restart_fields']
+
+
+def test_a_running_overlay_rootfs_is_edited_only_while_stopped(env):
+    fake, m = env
+    dhcp = [{'link': 'lxcbr0'}]
+    m.run(params(networks=dhcp))
+    cdir = m.container_dir('vk-a')
+    lower, upper = os.path.join(cdir, 'rootfs'), os.path.join(cdir, 'delta')
+    os.mkdir(upper)
+    config = os.path.join(cdir, 'config')
+    with open(config) as handle:
+        text = handle.read()
+    with open(config, 'w') as handle:  # as a snapshot clone's (lxc-copy -s)
+        handle.write(text.replace('lxc.rootfs.path = dir:' + lower, 'lxc.rootfs.path = overlay:%s:%s' % (lower, upper)))
+    m.run(params(state='started', networks=dhcp))
+    # running: the mounted overlay is not edited, the edit waits for a restart (and says so)
+    for check_mode in (True, False):
+        result = m.run(params(state='started', networks=STATIC_157), check_mode=check_mode)
+        assert 'edit_rootfs' not in [a['action'] for a in result['actions']]
+        assert 'rootfs /etc/init.d/rcS' in result['pending_restart_fields']
+        assert len(result['warnings']) == 1 and 'its rootfs is an overlay, not edited while the container runs: ' \
+            '/etc/init.d/rcS is edited when this module next stops or restarts it' in result['warnings'][0]
+    assert os.listdir(upper) == [] and rootfs_file(m, 'vk-a', 'etc/init.d/rcS') == fake_rcs()
+    again = m.run(params(state='started', networks=STATIC_157))
+    assert not again['changed'] and 'rootfs /etc/init.d/rcS' in again['pending_restart_fields']
+    # a restart edits it between the stop and the start, in the upper directory
+    fixed = m.run(params(state='started', networks=STATIC_157, restart_policy='if_needed'))
+    assert [a['action'] for a in fixed['actions']] == ['restart'] and 'warnings' not in fixed
+    with open(os.path.join(upper, 'etc', 'init.d', 'rcS')) as handle:
+        assert '\n/bin/udhcpc' not in handle.read()
+    assert rootfs_file(m, 'vk-a', 'etc/init.d/rcS') == fake_rcs()
+    assert not m.run(params(state='started', networks=STATIC_157))['changed']
+    # a stop: edited after it
+    stopped = m.run(params(state='stopped', networks=dhcp))
+    assert [a['action'] for a in stopped['actions']] == ['write_config', 'stop', 'edit_rootfs']
+    with open(os.path.join(upper, 'etc', 'init.d', 'rcS')) as handle:
+        assert handle.read() == fake_rcs()
 
 
 def fake_rcs():
