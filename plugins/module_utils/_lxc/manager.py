@@ -27,6 +27,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._lxc import cgroup
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.cgroup import read_text
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import facts as lxcfacts
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import guestnet
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import rootfs as lxcrootfs
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.plan import (
     ACTIVE, Current, apply_desired, build_plan, changed_keys, normalize_state)
@@ -178,53 +179,6 @@ def mount_start_error(log_text, mounts, path_kind=host_path_kind):
             hint = 'check %s.source and %s.target, or set %s' % (where, where, optional)
         return '%s (target %s): %s; %s' % (where, target, message, hint)
     return None
-
-
-def rootfs_dir(config_text):
-    """The directory of a container's root file system when it is a plain directory on the host
-    (the dir or btrfs backing store), else None (lvm, zfs, loop, overlay: not readable here)."""
-    path = LxcConfig.parse(config_text or '').first('lxc.rootfs.path') or ''
-    for prefix in ('dir:', 'btrfs:'):
-        if path.startswith(prefix):
-            path = path[len(prefix):]
-    return path if path.startswith('/') and os.path.isdir(path) else None
-
-
-def rootfs_path_kind(rootfs, path, max_links=40):
-    """What ``path`` (inside the container) is in the root file system directory ``rootfs``, its
-    symlinks resolved inside that root as they are in the container: 'dir', 'file', None (it does
-    not exist) or 'unknown' (cannot be told: unreadable, a file in the middle, a symlink loop)."""
-    todo = [p for p in path.split('/') if p not in ('', '.')]
-    done = []
-    mode = stat.S_IFDIR
-    links = 0
-    while todo:
-        part = todo.pop(0)
-        if part == '..':
-            done = done[:-1]
-            continue
-        full = os.path.join(rootfs, *(done + [part]))
-        try:
-            mode = os.lstat(full).st_mode
-        except OSError as err:
-            return None if err.errno == errno.ENOENT else 'unknown'
-        if stat.S_ISLNK(mode):
-            links += 1
-            try:
-                link = os.readlink(full)
-            except OSError:
-                return 'unknown'
-            if links > max_links:
-                return 'unknown'
-            if link.startswith('/'):
-                done = []
-            todo = [p for p in link.split('/') if p not in ('', '.')] + todo
-            mode = stat.S_IFDIR
-            continue
-        if todo and not stat.S_ISDIR(mode):
-            return 'unknown'
-        done.append(part)
-    return 'dir' if stat.S_ISDIR(mode) else 'file'
 
 
 # ------------------------------------------------------------ local rootfs tarballs
@@ -601,7 +555,7 @@ class ContainerManager:
         current = Current(name, True, state, pid, text, started)
         current.started_rootfs = booted
         if booted:
-            view, _why = guestnet.rootfs_view(text)
+            view, _why = lxcrootfs.rootfs_view(text)
             current.rootfs_now = dict((path, view.read(path) if view else None) for path in booted)
         return current
 
@@ -794,8 +748,8 @@ class ContainerManager:
         restarts it (a running container's mounts are in place: a target may be visible only under a
         mount this check does not see, from lxc.include or lxc.mount.fstab); the rest LXC reports at
         start."""
-        rootfs = rootfs_dir(current.config_text) if current.exists else None
-        if rootfs is None:
+        rootfs_path = lxcrootfs.rootfs_dir(current.config_text) if current.exists else None
+        if rootfs_path is None:
             return
         noun = {'dir': 'directory', 'file': 'file'}
         # A target under another mount (the template's /lib, a bind mount listed before it, /proc,
@@ -806,13 +760,13 @@ class ContainerManager:
             if m.get('optional') or any(m['path'].startswith(t.rstrip('/') + '/') for t in others):
                 continue
             where, target = 'mounts[%d]' % m['index'], '/' + m['path']
-            found = rootfs_path_kind(rootfs, m['path'])
+            found = lxcrootfs.rootfs_path_kind(rootfs_path, m['path'])
             source = self.path_kind(m['source'])
             if found is None and not m['creates']:
                 raise VirtkitError('%s: %s.target: %s does not exist in the container\'s root file system and %s.create '
                                    'is false, so the container cannot start; set %s.create: %s (or leave create out), '
                                    'make %s in %s, or set %s.optional: true'
-                                   % (spec.name, where, target, where, where, source or 'dir', target, rootfs, where))
+                                   % (spec.name, where, target, where, where, source or 'dir', target, rootfs_path, where))
             if found in noun and source in noun and found != source:
                 raise VirtkitError('%s: %s.target: %s is a %s in the container but the source %s is a %s, so the '
                                    'container cannot start; choose a %s.target that is free or a %s, or set '
@@ -830,7 +784,7 @@ class ContainerManager:
         self.rootfs_reasons = {}
         if current.exists and spec.networks is not None:
             current.rootfs_edits, self.rootfs_reasons = self.guest_network(spec, current.config_text)
-            current.rootfs_overlay = isinstance(guestnet.rootfs_view(current.config_text)[0], guestnet.OverlayView)
+            current.rootfs_overlay = isinstance(lxcrootfs.rootfs_view(current.config_text)[0], lxcrootfs.OverlayView)
         plan = build_plan(spec, current)
         if plan.rootfs_deferred:
             why = ('its rootfs is an overlay, not edited while the container runs: %s is edited when this module '
@@ -878,7 +832,7 @@ class ContainerManager:
     def guest_network(self, spec, config_text):
         """(edits, reasons) for the guest's network setup (see guestnet.survey)."""
         nic_list = guestnet.nics(spec.networks)
-        view, why = guestnet.rootfs_view(config_text)
+        view, why = lxcrootfs.rootfs_view(config_text)
         if view is None:
             return [], dict((ifname, why) for ifname in guestnet.static_families(nic_list))
         return guestnet.survey(view, nic_list)
@@ -888,7 +842,7 @@ class ContainerManager:
         text = self.read_file(self.r.config_path(spec.name))
         if edits is None:
             edits, self.rootfs_reasons = self.guest_network(spec, text)
-        view, _why = guestnet.rootfs_view(text)
+        view, _why = lxcrootfs.rootfs_view(text)
         for path, before, after in edits:
             if view is None or view.read(path) != before:
                 raise VirtkitError('%s: %s in the rootfs changed since this run read it; run again' % (spec.name, path))

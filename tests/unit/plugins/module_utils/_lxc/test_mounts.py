@@ -307,25 +307,6 @@ def test_other_start_failures_keep_lxcs_causes():
 
 # ---------------------------------------------------------------- targets checked in the rootfs before a start
 
-def test_rootfs_path_kind_resolves_symlinks_inside_the_root(tmp_path):
-    from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import rootfs_path_kind
-    root = tmp_path / 'rootfs'
-    (root / 'mnt' / 'data').mkdir(parents=True)
-    (root / 'etc').mkdir()
-    (root / 'etc' / 'hostname').write_text('x')
-    os.symlink('/mnt', str(root / 'media'))          # absolute: inside the root, not the host's /mnt
-    os.symlink('../etc/hostname', str(root / 'mnt' / 'name'))
-    os.symlink('loop', str(root / 'loop'))
-    rootfs = str(root)
-    assert rootfs_path_kind(rootfs, 'mnt/data') == 'dir'
-    assert rootfs_path_kind(rootfs, 'etc/hostname') == 'file'
-    assert rootfs_path_kind(rootfs, 'media/data') == 'dir'
-    assert rootfs_path_kind(rootfs, 'media/name') == 'file'
-    assert rootfs_path_kind(rootfs, 'mnt/share') is None
-    assert rootfs_path_kind(rootfs, 'media/share/x') is None
-    assert rootfs_path_kind(rootfs, 'etc/hostname/x') == 'unknown'
-    assert rootfs_path_kind(rootfs, 'loop/x') == 'unknown'
-
 
 def existing(tmp_path, state='STOPPED'):
     """vk-a in a fake lxc path, its rootfs a real directory with /mnt and /etc/hostname."""
