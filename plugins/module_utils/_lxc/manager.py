@@ -556,7 +556,7 @@ class ContainerManager:
         current.started_rootfs = booted
         if booted:
             view, _why = lxcrootfs.rootfs_view(text)
-            current.rootfs_now = dict((path, view.read(path) if view else None) for path in booted)
+            current.rootfs_now = dict((path, self._rootfs_text(view, path)) for path in booted)
         return current
 
     # ------------------------------------------------------------ clones in progress
@@ -837,6 +837,16 @@ class ContainerManager:
             return [], dict((ifname, why) for ifname in guestnet.static_families(nic_list))
         return guestnet.survey(view, nic_list)
 
+    @staticmethod
+    def _rootfs_text(view, path):
+        """A file's text in the rootfs, or None (missing, unreadable, larger than MAX_TEXT)."""
+        if view is None:
+            return None
+        try:
+            return view.read(path)
+        except lxcrootfs.TooLarge:
+            return None
+
     def _op_edit_rootfs(self, edits=None, record=True):
         spec = self.spec
         text = self.read_file(self.r.config_path(spec.name))
@@ -844,7 +854,7 @@ class ContainerManager:
             edits, self.rootfs_reasons = self.guest_network(spec, text)
         view, _why = lxcrootfs.rootfs_view(text)
         for path, before, after in edits:
-            if view is None or view.read(path) != before:
+            if view is None or self._rootfs_text(view, path) != before:
                 raise VirtkitError('%s: %s in the rootfs changed since this run read it; run again' % (spec.name, path))
             try:
                 view.write(path, after)
