@@ -40,7 +40,7 @@ description:
     report RV(pending_restart) with C(rootfs PATH) in RV(pending_restart_fields) (the guest reads
     them when it boots) - on later runs too, like config keys, until the container restarts
     (O(restart_policy=if_needed) restarts it). An overlay rootfs (a snapshot clone) is not edited
-    while the container runs (changing a mounted overlay's upper directory is undefined): the
+    while the container runs (changing a mounted overlay's upper directory is undefined), so the
     edit is made between the stop and the start of a restart this module makes, or after a stop
     it makes; until then it is in RV(pending_restart_fields) and named in the warning below.
   - Where the module cannot make an address stick (a systemd-networkd C(.network) file or netplan

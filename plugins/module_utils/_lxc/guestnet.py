@@ -350,5 +350,3 @@ def warning(name, nic_list, reasons, observed=None):
         return None
     return ('%s: %s; the guest\'s own network setup is not made to keep the address here: configure it inside '
             'the guest (or declare no static address and use DHCP)' % (name, '; '.join(parts)))
-
-
