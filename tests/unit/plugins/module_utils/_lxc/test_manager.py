@@ -421,6 +421,23 @@ def test_a_running_overlay_rootfs_is_edited_only_while_stopped(env):
         assert handle.read() == fake_rcs()
 
 
+def test_a_rootfs_file_that_grew_over_the_limit_is_a_one_line_error(env, monkeypatch):
+    fake, m = env
+    m.run(params(networks=[{'link': 'lxcbr0'}]))
+    path = os.path.join(m.container_dir('vk-a'), 'rootfs', 'etc', 'init.d', 'rcS')
+    planned = m.guest_network
+
+    def grows(spec, config_text):  # the rcS grows between the survey and the edit
+        found = planned(spec, config_text)
+        with open(path, 'a') as handle:
+            handle.write('#' * (1024 * 1024))
+        return found
+    monkeypatch.setattr(m, 'guest_network', grows)
+    with pytest.raises(VirtkitError) as err:
+        m.run(params(networks=STATIC_157))
+    assert str(err.value) == 'vk-a: /etc/init.d/rcS in the rootfs changed since this run read it; run again'
+
+
 def fake_rcs():
     from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.fake_lxc import BUSYBOX_RCS
     return BUSYBOX_RCS
