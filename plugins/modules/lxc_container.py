@@ -30,12 +30,19 @@ description:
     layout is known, the module turns that client off for each NIC with static addresses, before
     the first start (for templates, O(rootfs_tarball) and O(clone_from) alike) and whenever the
     declared addresses change - in busybox's C(/etc/init.d/rcS) the C(udhcpc) line of the NIC is
-    commented out; in ifupdown's C(/etc/network/interfaces) and C(interfaces.d/*) C(iface NIC inet
-    dhcp) (C(inet6 dhcp|auto) for static IPv6) becomes C(manual). Each edit carries a
+    commented out; in ifupdown's C(/etc/network/interfaces), C(interfaces.d/*) and the files their
+    C(source) and C(source-directory) lines name (symlinks resolved inside the rootfs) C(iface NIC
+    inet dhcp) (C(inet6 dhcp|auto) for static IPv6) becomes C(manual). A file larger than 1 MiB, or
+    one ifupdown reads that the module cannot, is not edited but named in the warning below. Each edit carries a
     C(# virtkit.guests:) marker line with the original, which comes back when the NIC goes back to
     DHCP. The edits keep the files' owner and mode (unprivileged containers), never follow a
     symlink out of the rootfs, show in check mode and in the diff, and make a running container
-    report RV(pending_restart) (the guest reads them when it boots).
+    report RV(pending_restart) with C(rootfs PATH) in RV(pending_restart_fields) (the guest reads
+    them when it boots) - on later runs too, like config keys, until the container restarts
+    (O(restart_policy=if_needed) restarts it). An overlay rootfs (a snapshot clone) is not edited
+    while the container runs (changing a mounted overlay's upper directory is undefined), so the
+    edit is made between the stop and the start of a restart this module makes, or after a stop
+    it makes; until then it is in RV(pending_restart_fields) and named in the warning below.
   - Where the module cannot make an address stick (a systemd-networkd C(.network) file or netplan
     config with DHCP on for the NIC, NetworkManager in the guest, no network setup it knows, a
     backing store it does not edit), it says so in B(one warning) naming the container, the NIC
@@ -487,7 +494,8 @@ pending_restart:
   returned: always
   type: bool
 pending_restart_fields:
-  description: The config keys that wait for a restart.
+  description: The config keys that wait for a restart, and C(rootfs PATH) for each rootfs file edited since the
+    running container started.
   returned: always
   type: list
   elements: str

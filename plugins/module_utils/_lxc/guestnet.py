@@ -10,28 +10,29 @@ the line that starts that client is turned off for a NIC with static addresses, 
 marker of ours so it comes back when the NIC goes back to DHCP:
 
 - busybox (template busybox): ``/etc/init.d/rcS`` runs ``/bin/udhcpc`` (on eth0);
-- ifupdown (template debian, Alpine, Devuan...): ``iface NIC inet dhcp`` in
-  ``/etc/network/interfaces`` (and ``interfaces.d/*``) becomes ``inet manual`` (ifupdown
-  then leaves the address to LXC); for static IPv6, ``inet6 dhcp`` or ``inet6 auto``.
+- ifupdown (template debian, its clones and tarballs): ``iface NIC inet dhcp`` in
+  ``/etc/network/interfaces``, ``interfaces.d/*`` and what their ``source`` and
+  ``source-directory`` lines name becomes ``inet manual`` (ifupdown then leaves the address
+  to LXC); for static IPv6, ``inet6 dhcp`` or ``inet6 auto``. A symlink among them is
+  resolved inside the rootfs (as the guest sees it) and its target edited; one ifupdown
+  reads that this module cannot (unreadable, too large, through a loop) is a reason.
+
+A file larger than MAX_TEXT is never edited (a reason instead), so never written truncated.
 
 Other layouts (a systemd-networkd ``.network`` file with DHCP on, netplan, NetworkManager,
 or none this module knows) are not edited: :func:`survey` returns why, for one warning.
 
-Everything but :class:`RootfsView` is pure; the view reads and writes below the rootfs
-without following a symlink (the rootfs is the guest's: a link there must not lead the
-host's root out of it) and keeps every file's owner and mode (an unprivileged container's
-files belong to its mapped ids).
+Everything here is pure but for the rootfs view it is given (see the rootfs module: it reads
+and writes below the rootfs without following a symlink and keeps owners and modes).
 """
 
 from __future__ import annotations
 
-import errno
 import fnmatch
-import os
 import re
 import stat
 
-from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.rootfs import MAX_TEXT, TooLarge, resolve
 
 MARKER = 'virtkit.guests'
 RCS = 'etc/init.d/rcS'
@@ -40,14 +41,15 @@ INTERFACES_D = 'etc/network/interfaces.d'
 NETWORKD_DIRS = ('etc/systemd/network', 'usr/lib/systemd/network', 'lib/systemd/network')
 NETPLAN_DIR = 'etc/netplan'
 NETWORK_MANAGER = ('usr/sbin/NetworkManager', 'sbin/NetworkManager')
-# Backing stores whose rootfs is a directory this module can edit in place.
-DIRECTORY_STORES = ('dir', 'btrfs')
-# An overlay rootfs (overlay:LOWER:UPPER): read through both, edited in UPPER.
-OVERLAY_STORES = ('overlay', 'overlayfs')
+# ifupdown files read through source/source-directory at most (loops, huge trees).
+MAX_IFUPDOWN_FILES = 64
 
 _MARK_RE = re.compile(r'^# virtkit\.guests: (\S+) has a static (ipv[46]) address \(lxc\.net\.(\d+)\); was: (.*)$')
 _UDHCPC_RE = re.compile(r'^\s*(?:/usr)?(?:/s?bin/)?udhcpc(?:\s+(.*))?$')
 _IFACE_RE = re.compile(r'^(\s*)iface\s+(\S+)\s+(inet6?)\s+(\S+)(.*)$')
+_SOURCE_RE = re.compile(r'^\s*(source|source-directory)\s+(\S+)\s*$')
+# run-parts' names: what source-directory reads from a directory
+_RUN_PARTS_RE = re.compile(r'^[a-zA-Z0-9_-]+$')
 _DHCP_METHODS = {'inet': ('dhcp',), 'inet6': ('dhcp', 'auto')}
 _FAMILY = {'inet': 'ipv4', 'inet6': 'ipv6'}
 _METHOD_FAMILY = {'ipv4': 'inet', 'ipv6': 'inet6'}
@@ -204,8 +206,13 @@ def survey(view, nic_list):
     """
     statics = static_families(nic_list)
     edits, reasons, known = [], {}, False
-    rcs = view.read(RCS)
-    if rcs is not None and view.exists('bin/busybox'):
+    rcs = _read(view, RCS)
+    if rcs is TooLarge and view.exists('bin/busybox'):
+        known = True
+        for ifname, (_index, families) in statics.items():
+            if 'ipv4' in families:
+                reasons[ifname] = '/%s is larger than %d bytes, so this module does not edit it' % (RCS, MAX_TEXT)
+    elif rcs is not None and view.exists('bin/busybox'):
         known = True
         new, seen = edit_rcs(rcs, statics)
         if new != rcs:
@@ -213,30 +220,29 @@ def survey(view, nic_list):
         for ifname, how in seen.items():
             if how == 'complex' and _static(statics, ifname, 'ipv4'):
                 reasons[ifname] = '/%s starts udhcpc on it in a shell construct this module does not rewrite' % RCS
-    files = []
-    if view.read(INTERFACES) is not None:
-        files.append(INTERFACES)
-        files += ['%s/%s' % (INTERFACES_D, f) for f in view.listdir(INTERFACES_D)
-                  if not f.startswith('.') and view.is_file('%s/%s' % (INTERFACES_D, f))]
-    for path in files:
+    texts, skipped = ifupdown_files(view)
+    for path, text in texts:
         known = True
-        text = view.read(path)
-        if text is None:
-            continue
         new, _seen = edit_interfaces(text, statics)
         if new != text:
             edits.append(('/' + path, text, new))
+    if skipped:
+        known = True
+        for ifname in statics:
+            reasons.setdefault(ifname, 'ifupdown reads %s, which this module does not edit' % ', '.join(skipped))
     for directory in NETWORKD_DIRS:
         for name in view.listdir(directory):
             if not name.endswith('.network'):
                 continue
-            text = view.read('%s/%s' % (directory, name))
+            text = _read(view, '%s/%s' % (directory, name))
+            text = '' if text is TooLarge else text
             for ifname, (_index, families) in statics.items():
                 if families & _networkd_dhcp(text, ifname) and ifname not in reasons:
                     reasons[ifname] = 'systemd-networkd runs DHCP on it (/%s/%s)' % (directory, name)
     netplan = [n for n in view.listdir(NETPLAN_DIR) if n.endswith(('.yaml', '.yml'))]
     for name in netplan:
-        text = view.read('%s/%s' % (NETPLAN_DIR, name)) or ''
+        text = _read(view, '%s/%s' % (NETPLAN_DIR, name))
+        text = '' if text in (None, TooLarge) else text
         if re.search(r'dhcp[46]:\s*(true|yes|on)\b', text):
             for ifname in statics:
                 reasons.setdefault(ifname, 'netplan may run DHCP on it (/%s/%s)' % (NETPLAN_DIR, name))
@@ -250,24 +256,75 @@ def survey(view, nic_list):
     return edits, reasons
 
 
-def rootfs_view(config_text):
-    """(view, None) of the container's rootfs from its config, or (None, why not).
+def _read(view, path):
+    """A file's text below the rootfs, None (missing, a link, unreadable) or TooLarge."""
+    try:
+        return view.read(path)
+    except TooLarge:
+        return TooLarge
 
-    A directory (dir, btrfs) is read and edited in place; an overlay (a snapshot clone) is read
-    through its upper directory, then its lower one, and edited in the upper one."""
-    conf = LxcConfig.parse(config_text or '')
-    value = conf.first('lxc.rootfs.path') or conf.first('lxc.rootfs')
-    if not value:
-        return None, 'its config names no rootfs (lxc.rootfs.path)'
-    store, sep, path = value.partition(':')
-    if not sep:
-        store, path = 'dir', value
-    layers = path.split(':')
-    if store in DIRECTORY_STORES and len(layers) == 1 and path.startswith('/'):
-        return RootfsView(path), None
-    if store in OVERLAY_STORES and len(layers) == 2 and all(p.startswith('/') for p in layers):
-        return OverlayView(RootfsView(layers[0]), RootfsView(layers[1])), None
-    return None, 'its rootfs (%s) is on a backing store this module does not edit' % value
+
+def _sourced(view, directory, keyword, pattern):
+    """(paths, why not) of what a ``source`` (a glob) or ``source-directory`` line names, paths
+    below the rootfs as the guest reads them; relative ones start at the including file's directory."""
+    full = pattern if pattern.startswith('/') else '%s/%s' % (directory, pattern)
+    if keyword == 'source-directory':
+        where = resolve(view, full)
+        if where is None:
+            return [], '/%s (a symlink this module does not follow)' % full.strip('/')
+        return ['%s/%s' % (where, n) for n in view.listdir(where) if _RUN_PARTS_RE.match(n)], None
+    head, _sep, leaf = full.rstrip('/').rpartition('/')
+    if any(c in head for c in '*?['):
+        return [], '%s (a wildcard in a directory name)' % full
+    where = resolve(view, head)
+    if where is None:
+        return [], '/%s (a symlink this module does not follow)' % head.strip('/')
+    if not any(c in leaf for c in '*?['):
+        return ['%s/%s' % (where, leaf)], None
+    return ['%s/%s' % (where, n) for n in view.listdir(where) if fnmatch.fnmatchcase(n, leaf)
+            and not (n.startswith('.') and not leaf.startswith('.'))], None
+
+
+def ifupdown_files(view):
+    """The interfaces(5) files ifupdown reads in the rootfs: ([(path, text)], [why not for each
+    one this module cannot edit]). From /etc/network/interfaces (and interfaces.d/*, as always),
+    through its ``source`` and ``source-directory`` lines; a symlink is resolved inside the rootfs
+    and its target edited; a file that cannot be read or is too large is named in ``why not``."""
+    if view.stat(INTERFACES) is None:
+        return [], []
+    todo = [INTERFACES] + ['%s/%s' % (INTERFACES_D, n) for n in view.listdir(INTERFACES_D) if not n.startswith('.')]
+    texts, skipped, seen = [], [], set()
+    while todo:
+        path = resolve(view, todo.pop(0))
+        if path is None:
+            skipped.append('a file through a symlink loop')
+            continue
+        if path in seen:
+            continue
+        seen.add(path)
+        if len(seen) > MAX_IFUPDOWN_FILES:
+            skipped.append('more than %d files' % MAX_IFUPDOWN_FILES)
+            break
+        st = view.stat(path)
+        if st is None or stat.S_ISDIR(st.st_mode):
+            continue  # ifupdown skips it as well
+        text = _read(view, path)
+        if text is TooLarge:
+            skipped.append('/%s (larger than %d bytes)' % (path, MAX_TEXT))
+            continue
+        if text is None:
+            skipped.append('/%s (not a regular file this module can read)' % path)
+            continue
+        texts.append((path, text))
+        directory = path.rpartition('/')[0]
+        for line in text.split('\n'):
+            found = _SOURCE_RE.match(line)
+            if found:
+                more, why = _sourced(view, directory, found.group(1), found.group(2))
+                todo += more
+                if why:
+                    skipped.append(why)
+    return texts, skipped
 
 
 def warning(name, nic_list, reasons, observed=None):
@@ -293,189 +350,3 @@ def warning(name, nic_list, reasons, observed=None):
         return None
     return ('%s: %s; the guest\'s own network setup is not made to keep the address here: configure it inside '
             'the guest (or declare no static address and use DHCP)' % (name, '; '.join(parts)))
-
-
-def _read_at(fd, leaf):
-    ffd = os.open(leaf, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_NONBLOCK', 0), dir_fd=fd)
-    try:
-        if not stat.S_ISREG(os.fstat(ffd).st_mode):
-            return None
-        with os.fdopen(os.dup(ffd), 'rb') as handle:
-            return handle.read(1024 * 1024).decode('utf-8', 'surrogateescape')
-    finally:
-        os.close(ffd)
-
-
-class RootfsView:
-    """Files below a container's rootfs, never through a symlink; writes keep owner and mode."""
-
-    def __init__(self, root):
-        self.root = root
-
-    def _dir_fd(self, parts):
-        """An fd of the directory root/parts[0]/... opened without following links, or None."""
-        try:
-            fd = os.open(self.root, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
-        except OSError:
-            return None
-        for part in parts:
-            try:
-                nxt = os.open(part, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | getattr(os, 'O_NOFOLLOW', 0),
-                              dir_fd=fd)
-            except OSError:
-                os.close(fd)
-                return None
-            os.close(fd)
-            fd = nxt
-        return fd
-
-    @staticmethod
-    def _split(path):
-        parts = [p for p in path.split('/') if p not in ('', '.')]
-        if '..' in parts or not parts:
-            raise ValueError('not a path below the rootfs: %r' % path)
-        return parts[:-1], parts[-1]
-
-    def _at(self, path, call, default=None):
-        """``call(directory fd, leaf name)`` for a path below the root; ``default`` when the
-        directory cannot be reached or the call raises OSError."""
-        parents, leaf = self._split(path)
-        fd = self._dir_fd(parents)
-        if fd is None:
-            return default
-        try:
-            return call(fd, leaf)
-        except OSError:
-            return default
-        finally:
-            os.close(fd)
-
-    def _lstat(self, path):
-        return self._at(path, lambda fd, leaf: os.stat(leaf, dir_fd=fd, follow_symlinks=False))
-
-    def exists(self, path):
-        return self._lstat(path) is not None
-
-    def is_file(self, path):
-        st = self._lstat(path)
-        return st is not None and stat.S_ISREG(st.st_mode)
-
-    def listdir(self, path):
-        fd = self._dir_fd([p for p in path.split('/') if p not in ('', '.')])
-        if fd is None:
-            return []
-        try:
-            return sorted(os.listdir(fd))
-        except OSError:
-            return []
-        finally:
-            os.close(fd)
-
-    def read(self, path):
-        """A regular file's text (None when missing, a link, not a file or unreadable)."""
-        return self._at(path, _read_at)
-
-    def stat(self, path):
-        """The lstat of a path below the root (None when missing or not reachable)."""
-        return self._lstat(path)
-
-    def mkdir_like(self, path, like):
-        """Make the directory ``path`` (its parent must exist) with the owner and mode of ``like``."""
-        parents, leaf = self._split(path)
-        fd = self._dir_fd(parents)
-        if fd is None:
-            raise OSError(errno.ENOENT, 'no such directory (or a symlink on the way)', path)
-        try:
-            os.mkdir(leaf, 0o700, dir_fd=fd)
-            os.chown(leaf, like.st_uid, like.st_gid, dir_fd=fd, follow_symlinks=False)
-            os.chmod(leaf, stat.S_IMODE(like.st_mode), dir_fd=fd)
-        finally:
-            os.close(fd)
-
-    def write(self, path, text, like=None):
-        """Replace a regular file (through a temporary file and a rename in its directory),
-        keeping its owner and mode; a missing file is made with those of ``like`` (a stat).
-        OSError when it cannot."""
-        parents, leaf = self._split(path)
-        fd = self._dir_fd(parents)
-        if fd is None:
-            raise OSError(errno.ENOENT, 'no such directory (or a symlink on the way)', path)
-        tmp = '.%s.virtkit-%d' % (leaf, os.getpid())
-        try:
-            try:
-                st = os.stat(leaf, dir_fd=fd, follow_symlinks=False)
-            except OSError as err:
-                if err.errno != errno.ENOENT or like is None:
-                    raise
-                st = like
-            if not stat.S_ISREG(st.st_mode):
-                raise OSError(errno.EINVAL, 'not a regular file', path)
-            tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o600, dir_fd=fd)
-            try:
-                with os.fdopen(tfd, 'wb') as handle:
-                    handle.write(text.encode('utf-8', 'surrogateescape'))
-                    handle.flush()
-                    os.fchown(handle.fileno(), st.st_uid, st.st_gid)
-                    os.fchmod(handle.fileno(), stat.S_IMODE(st.st_mode))
-                os.rename(tmp, leaf, src_dir_fd=fd, dst_dir_fd=fd)
-            except BaseException:
-                try:
-                    os.unlink(tmp, dir_fd=fd)
-                except OSError:
-                    pass
-                raise
-        finally:
-            os.close(fd)
-
-
-class OverlayView:
-    """An overlay rootfs: reads see the upper directory over the lower one (a whiteout or any
-    other non-file in the upper one hides the lower file); writes go to the upper one, copying
-    the file's directories, owner and mode up from the lower one first."""
-
-    def __init__(self, lower, upper):
-        self.lower, self.upper = lower, upper
-
-    def _hidden(self, path):
-        """True when a directory on the way to ``path`` is not a directory in the upper one."""
-        parts = [p for p in path.split('/') if p not in ('', '.')][:-1]
-        for n in range(1, len(parts) + 1):
-            st = self.upper.stat('/'.join(parts[:n]))
-            if st is not None and not stat.S_ISDIR(st.st_mode):
-                return True
-        return False
-
-    def exists(self, path):
-        st = self.upper.stat(path)
-        if st is not None:
-            return not stat.S_ISCHR(st.st_mode)
-        return not self._hidden(path) and self.lower.exists(path)
-
-    def is_file(self, path):
-        st = self.upper.stat(path)
-        if st is not None:
-            return stat.S_ISREG(st.st_mode)
-        return not self._hidden(path) and self.lower.is_file(path)
-
-    def listdir(self, path):
-        names = set(self.upper.listdir(path)) | set(self.lower.listdir(path))
-        return sorted(n for n in names if self.exists('%s/%s' % (path, n)))
-
-    def read(self, path):
-        if self.upper.stat(path) is not None:
-            return self.upper.read(path)
-        return None if self._hidden(path) else self.lower.read(path)
-
-    def write(self, path, text):
-        if self.upper.stat(path) is None:
-            like = self.lower.stat(path)
-            if like is None or not stat.S_ISREG(like.st_mode):
-                raise OSError(errno.ENOENT, 'not a file in the lower directory', path)
-            parts = [p for p in path.split('/') if p not in ('', '.')][:-1]
-            for n in range(1, len(parts) + 1):
-                sub = '/'.join(parts[:n])
-                if self.upper.stat(sub) is None:
-                    self.upper.mkdir_like(sub, self.lower.stat(sub))
-            self.upper.write(path, text, like=like)
-            return
-        self.upper.write(path, text)

@@ -27,6 +27,7 @@ from ansible_collections.virtkit.guests.plugins.module_utils._lxc import cgroup
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.cgroup import read_text
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import facts as lxcfacts
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import guestnet
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import rootfs as lxcrootfs
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.config import LxcConfig
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.plan import (
     ACTIVE, Current, apply_desired, build_plan, changed_keys, normalize_state)
@@ -178,53 +179,6 @@ def mount_start_error(log_text, mounts, path_kind=host_path_kind):
             hint = 'check %s.source and %s.target, or set %s' % (where, where, optional)
         return '%s (target %s): %s; %s' % (where, target, message, hint)
     return None
-
-
-def rootfs_dir(config_text):
-    """The directory of a container's root file system when it is a plain directory on the host
-    (the dir or btrfs backing store), else None (lvm, zfs, loop, overlay: not readable here)."""
-    path = LxcConfig.parse(config_text or '').first('lxc.rootfs.path') or ''
-    for prefix in ('dir:', 'btrfs:'):
-        if path.startswith(prefix):
-            path = path[len(prefix):]
-    return path if path.startswith('/') and os.path.isdir(path) else None
-
-
-def rootfs_path_kind(rootfs, path, max_links=40):
-    """What ``path`` (inside the container) is in the root file system directory ``rootfs``, its
-    symlinks resolved inside that root as they are in the container: 'dir', 'file', None (it does
-    not exist) or 'unknown' (cannot be told: unreadable, a file in the middle, a symlink loop)."""
-    todo = [p for p in path.split('/') if p not in ('', '.')]
-    done = []
-    mode = stat.S_IFDIR
-    links = 0
-    while todo:
-        part = todo.pop(0)
-        if part == '..':
-            done = done[:-1]
-            continue
-        full = os.path.join(rootfs, *(done + [part]))
-        try:
-            mode = os.lstat(full).st_mode
-        except OSError as err:
-            return None if err.errno == errno.ENOENT else 'unknown'
-        if stat.S_ISLNK(mode):
-            links += 1
-            try:
-                link = os.readlink(full)
-            except OSError:
-                return 'unknown'
-            if links > max_links:
-                return 'unknown'
-            if link.startswith('/'):
-                done = []
-            todo = [p for p in link.split('/') if p not in ('', '.')] + todo
-            mode = stat.S_IFDIR
-            continue
-        if todo and not stat.S_ISDIR(mode):
-            return 'unknown'
-        done.append(part)
-    return 'dir' if stat.S_ISDIR(mode) else 'file'
 
 
 # ------------------------------------------------------------ local rootfs tarballs
@@ -593,11 +547,17 @@ class ContainerManager:
         stamp = self._stamp(name)
         fast = self.state_from_proc(name, stamp)
         state, pid = fast if fast is not None else self.info(name)
-        started = None
+        started, booted = None, {}
         if state in ACTIVE and pid and stamp and stamp.get('pid') == pid \
                 and stamp.get('ticks') == lxcfacts.proc_start_ticks(pid, self.read_file):
             started = stamp.get('config')
-        return Current(name, True, state, pid, text, started)
+            booted = stamp.get('rootfs') if isinstance(stamp.get('rootfs'), dict) else {}
+        current = Current(name, True, state, pid, text, started)
+        current.started_rootfs = booted
+        if booted:
+            view, _why = lxcrootfs.rootfs_view(text)
+            current.rootfs_now = dict((path, self._rootfs_text(view, path)) for path in booted)
+        return current
 
     # ------------------------------------------------------------ clones in progress
 
@@ -712,10 +672,16 @@ class ContainerManager:
             return None
         return ('frozen' if is_frozen else 'running'), pid
 
-    def _write_stamp(self, name, pid):
-        text = self.read_file(self.r.config_path(name))
+    def _write_stamp(self, name, pid, text=None, rootfs=None):
+        """Record what the container at ``pid`` started with: its config (``text``, by default the
+        one on disk now) and the rootfs files edited since it started, as it booted with them
+        (``rootfs``, {path: text}); both keep pending_restart on later runs until a restart."""
+        if text is None:
+            text = self.read_file(self.r.config_path(name))
         stamp = {'pid': pid, 'ticks': lxcfacts.proc_start_ticks(pid, self.read_file), 'config': text,
                  'path': self.r.config_path(name)}
+        if rootfs:
+            stamp['rootfs'] = rootfs
         try:
             write_atomic(os.path.join(self.container_dir(name), STAMP), json.dumps(stamp))
         except (IOError, OSError):
@@ -774,14 +740,16 @@ class ContainerManager:
                 if link and not os.path.exists('/sys/class/net/%s' % link):
                     raise VirtkitError('%s: networks[%d].link %s does not exist on the host, so the container '
                                        'cannot start (for lxcbr0 run /usr/libexec/lxc/lxc-net start)' % (name, i, link))
-            self.check_mount_targets(spec, current)
 
     def check_mount_targets(self, spec, current):
         """Refuse, before anything changes, a start that the mounts would make fail: a target missing
         in the root file system with create false, or one of the other type than its source. Only
-        for an existing container whose rootfs is a directory here; the rest LXC reports at start."""
-        rootfs = rootfs_dir(current.config_text) if current.exists else None
-        if rootfs is None:
+        for an existing container whose rootfs is a directory here, and only when the plan starts or
+        restarts it (a running container's mounts are in place: a target may be visible only under a
+        mount this check does not see, from lxc.include or lxc.mount.fstab); the rest LXC reports at
+        start."""
+        rootfs_path = lxcrootfs.rootfs_dir(current.config_text) if current.exists else None
+        if rootfs_path is None:
             return
         noun = {'dir': 'directory', 'file': 'file'}
         # A target under another mount (the template's /lib, a bind mount listed before it, /proc,
@@ -792,13 +760,13 @@ class ContainerManager:
             if m.get('optional') or any(m['path'].startswith(t.rstrip('/') + '/') for t in others):
                 continue
             where, target = 'mounts[%d]' % m['index'], '/' + m['path']
-            found = rootfs_path_kind(rootfs, m['path'])
+            found = lxcrootfs.rootfs_path_kind(rootfs_path, m['path'])
             source = self.path_kind(m['source'])
             if found is None and not m['creates']:
                 raise VirtkitError('%s: %s.target: %s does not exist in the container\'s root file system and %s.create '
                                    'is false, so the container cannot start; set %s.create: %s (or leave create out), '
                                    'make %s in %s, or set %s.optional: true'
-                                   % (spec.name, where, target, where, where, source or 'dir', target, rootfs, where))
+                                   % (spec.name, where, target, where, where, source or 'dir', target, rootfs_path, where))
             if found in noun and source in noun and found != source:
                 raise VirtkitError('%s: %s.target: %s is a %s in the container but the source %s is a %s, so the '
                                    'container cannot start; choose a %s.target that is free or a %s, or set '
@@ -816,7 +784,16 @@ class ContainerManager:
         self.rootfs_reasons = {}
         if current.exists and spec.networks is not None:
             current.rootfs_edits, self.rootfs_reasons = self.guest_network(spec, current.config_text)
+            current.rootfs_overlay = isinstance(lxcrootfs.rootfs_view(current.config_text)[0], lxcrootfs.OverlayView)
         plan = build_plan(spec, current)
+        if plan.rootfs_deferred:
+            why = ('its rootfs is an overlay, not edited while the container runs: %s is edited when this module '
+                   'next stops or restarts it (restart_policy: if_needed or state: restarted)'
+                   % ', '.join(plan.rootfs_deferred))
+            for ifname in guestnet.static_families(guestnet.nics(spec.networks)):
+                self.rootfs_reasons.setdefault(ifname, why)
+        if any(a.op in ('start', 'restart') for a in plan.actions):
+            self.check_mount_targets(spec, current)
         result = plan.result()
         if check_mode:
             result['container'] = self.facts(spec.name, current, spec) if current.exists else {}
@@ -855,24 +832,42 @@ class ContainerManager:
     def guest_network(self, spec, config_text):
         """(edits, reasons) for the guest's network setup (see guestnet.survey)."""
         nic_list = guestnet.nics(spec.networks)
-        view, why = guestnet.rootfs_view(config_text)
+        view, why = lxcrootfs.rootfs_view(config_text)
         if view is None:
             return [], dict((ifname, why) for ifname in guestnet.static_families(nic_list))
         return guestnet.survey(view, nic_list)
 
-    def _op_edit_rootfs(self, edits=None):
+    @staticmethod
+    def _rootfs_text(view, path):
+        """A file's text in the rootfs, or None (missing, unreadable, larger than MAX_TEXT)."""
+        if view is None:
+            return None
+        try:
+            return view.read(path)
+        except lxcrootfs.TooLarge:
+            return None
+
+    def _op_edit_rootfs(self, edits=None, record=True):
         spec = self.spec
         text = self.read_file(self.r.config_path(spec.name))
         if edits is None:
             edits, self.rootfs_reasons = self.guest_network(spec, text)
-        view, _why = guestnet.rootfs_view(text)
+        view, _why = lxcrootfs.rootfs_view(text)
         for path, before, after in edits:
-            if view is None or view.read(path) != before:
+            if view is None or self._rootfs_text(view, path) != before:
                 raise VirtkitError('%s: %s in the rootfs changed since this run read it; run again' % (spec.name, path))
             try:
                 view.write(path, after)
             except OSError as err:
                 raise VirtkitError('%s: cannot edit %s in the rootfs: %s' % (spec.name, path, err.strerror or err))
+        current = self.current
+        if edits and record and current.active and current.pid:
+            # The running guest booted with the texts before: a restart is pending on later runs too.
+            booted = dict(current.started_rootfs or {})
+            for path, before, _after in edits:
+                booted.setdefault(path, before)
+            started = current.started_config if current.started_config is not None else current.config_text
+            self._write_stamp(spec.name, current.pid, text=started, rootfs=booted)
 
     def settle(self, spec, pid):
         """Watch a freshly started container's static NICs (bounded by SETTLE_TIMEOUT)."""
@@ -1247,8 +1242,10 @@ class ContainerManager:
             self.r.run('lxc-unfreeze', name, [], 'thaw before stopping')
         self._stop(name, self.spec.stop_timeout, self.spec.force_stop)
 
-    def _op_restart(self):
+    def _op_restart(self, edits=None):
         self._op_stop()
+        if edits:
+            self._op_edit_rootfs(edits=edits, record=False)  # an overlay rootfs, edited while stopped
         self._op_start()
 
     def _op_freeze(self):

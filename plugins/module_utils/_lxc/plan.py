@@ -57,6 +57,12 @@ class Current:
         # The edits the guest's network setup in the rootfs needs for the declared static
         # addresses ([(path, before, after)], see guestnet.survey), read by the manager.
         self.rootfs_edits = []
+        # The rootfs files edited while the container ran, as it booted with them ({path: text},
+        # recorded by us next to started_config), and what they hold now ({path: text}).
+        self.started_rootfs = {}
+        self.rootfs_now = {}
+        # The rootfs is an overlay (a snapshot clone): not edited while the container runs.
+        self.rootfs_overlay = False
 
     @property
     def active(self):
@@ -163,6 +169,8 @@ def new_container_keys(spec):
 def build_plan(spec, current):
     plan = Plan(spec.name)
     plan.new_config = None
+    plan.rootfs_deferred = []
+    defer = False
     plan.restarting = False
     plan.before = {'state': current.state}
     plan.after = {'state': current.state}
@@ -227,25 +235,71 @@ def build_plan(spec, current):
             plan.after['config'] = _subset(new_text, keys)
             plan.add('write_config', 'update %s in the config of %s' % (', '.join(keys), spec.name), text=new_text)
         edits = current.rootfs_edits
-        if edits:
-            plan.add('edit_rootfs', 'edit %s in the rootfs of %s so that the guest\'s own DHCP client %s'
-                     % (', '.join(path for path, _b, _a in edits), spec.name, _edit_purpose(spec)), edits=edits)
-            for path, before, after in edits:
-                plan.before['rootfs ' + path] = before
-                plan.after['rootfs ' + path] = after
+        # Changing the upper directory of a mounted overlay is undefined (kernel docs): while the
+        # container runs, an overlay rootfs is edited between the stop and the start of a restart,
+        # or after a stop, this run makes; else the edit waits (pending_restart, a reason).
+        defer = bool(edits) and current.active and current.rootfs_overlay
+        if edits and not defer:
+            _edit_rootfs(plan, spec, edits)
         state = current.state
         if current.active:
             baseline = current.started_config if current.started_config is not None else current.config_text
             # The guest reads its network setup when it boots.
-            plan.pending_restart = restart_keys(baseline, new_text) + ['rootfs ' + path for path, _b, _a in edits]
+            plan.pending_restart = restart_keys(baseline, new_text) + [
+                'rootfs ' + path for path in rootfs_restart_paths(current, edits)]
 
     _lifecycle(plan, spec, state)
+    if defer:
+        _edit_rootfs_stopped(plan, spec, edits)
     if spec.wait_for_ip and plan.after['state'] in ACTIVE:
         plan.add('wait_for_ip', 'wait up to %ss for an address%s' % (
             spec.wait_for_ip_timeout,
             ' on ' + ', '.join(spec.wait_for_ip_interfaces) if spec.wait_for_ip_interfaces else ''),
             changes=False)
     return plan
+
+
+def rootfs_restart_paths(current, edits):
+    """The rootfs files (paths) whose text differs, after ``edits``, from the one the running
+    container booted with: recorded edits of earlier runs (current.started_rootfs) stay pending
+    until a restart, like config keys; an edit that brings a file back to its booted text is none."""
+    booted = dict(current.started_rootfs or {})
+    after = dict(current.rootfs_now or {})
+    for path, before, new in edits:
+        booted.setdefault(path, before)
+        after[path] = new
+    return sorted(path for path in booted if after.get(path) != booted[path])
+
+
+def _edit_rootfs(plan, spec, edits, summary_tail='', **params):
+    plan.add('edit_rootfs', 'edit %s in the rootfs of %s so that the guest\'s own DHCP client %s%s'
+             % (', '.join(path for path, _b, _a in edits), spec.name, _edit_purpose(spec), summary_tail),
+             edits=edits, **params)
+    for path, before, after in edits:
+        plan.before['rootfs ' + path] = before
+        plan.after['rootfs ' + path] = after
+
+
+def _edit_rootfs_stopped(plan, spec, edits):
+    """The edits of a running container's overlay rootfs where this plan stops it: right after a
+    stop, or between the stop and the start of a restart. Else plan.rootfs_deferred names them."""
+    plan.rootfs_deferred = []
+    for n, action in enumerate(plan.actions):
+        if action.op == 'restart':
+            action.params['edits'] = edits
+            action.summary += ' (editing %s in its overlay rootfs while it is stopped)' % ', '.join(
+                path for path, _b, _a in edits)
+            for path, before, after in edits:
+                plan.before['rootfs ' + path] = before
+                plan.after['rootfs ' + path] = after
+            return
+        if action.op == 'stop':
+            tail = plan.actions[n + 1:]
+            plan.actions = plan.actions[:n + 1]
+            _edit_rootfs(plan, spec, edits, ' (its overlay rootfs, once stopped)', record=False)
+            plan.actions += tail
+            return
+    plan.rootfs_deferred = [path for path, _b, _a in edits]
 
 
 def _edit_purpose(spec):

@@ -10,8 +10,10 @@ import os
 import pytest
 
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc import guestnet
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc import rootfs as lxcrootfs
 from ansible_collections.virtkit.guests.plugins.module_utils._lxc.guestnet import (
-    OverlayView, RootfsView, edit_interfaces, edit_rcs, nics, rootfs_view, static_families, survey, warning)
+    edit_interfaces, edit_rcs, nics, static_families, survey, warning)
+from ansible_collections.virtkit.guests.plugins.module_utils._lxc.rootfs import RootfsView
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'rootfs')
 
@@ -158,72 +160,60 @@ def test_survey_reasons_for_layouts_it_cannot_edit(tmp_path):
     assert survey(unknown, nics([DHCP])) == ([], {})
 
 
-def test_rootfs_view():
-    view, why = rootfs_view('lxc.rootfs.path = dir:/var/lib/lxc/a/rootfs\n')
-    assert isinstance(view, RootfsView) and view.root == '/var/lib/lxc/a/rootfs' and why is None
-    assert rootfs_view('lxc.rootfs.path = /srv/a\n')[0].root == '/srv/a'
-    assert rootfs_view('lxc.rootfs.path = btrfs:/var/lib/lxc/a/rootfs\n')[0].root == '/var/lib/lxc/a/rootfs'
-    overlay = rootfs_view('lxc.rootfs.path = overlay:/var/lib/lxc/a/rootfs:/var/lib/lxc/b/overlay/delta\n')[0]
-    assert isinstance(overlay, OverlayView)
-    assert (overlay.lower.root, overlay.upper.root) == ('/var/lib/lxc/a/rootfs', '/var/lib/lxc/b/overlay/delta')
-    assert 'backing store' in rootfs_view('lxc.rootfs.path = lvm:/dev/lxc/a\n')[1]
-    assert 'backing store' in rootfs_view('lxc.rootfs.path = overlay:/a\n')[1]
-    assert rootfs_view('lxc.uts.name = a\n') == (None, 'its config names no rootfs (lxc.rootfs.path)')
-
-
-def test_overlay_reads_upper_over_lower_and_writes_upper_only(tmp_path):
-    lower = tree(tmp_path / 'lower', {'bin/busybox': '', 'etc/init.d/rcS': fixture('busybox-rcS'),
-                                      'etc/network/interfaces': 'gone\n'})
-    upper = tree(tmp_path / 'upper', {'etc/motd': 'hi\n'})
-    os.mknod(str(tmp_path / 'upper' / 'etc' / 'network'), 0o600 | 0o020000, 0) if os.geteuid() == 0 else None
-    os.chmod(str(tmp_path / 'lower' / 'etc' / 'init.d'), 0o751)
-    view = OverlayView(lower, upper)
-    assert view.read('etc/init.d/rcS') == fixture('busybox-rcS') and view.read('etc/motd') == 'hi\n'
-    assert view.listdir('etc')[:2] == ['init.d', 'motd']
-    if os.geteuid() == 0:  # a whiteout (character device 0:0) hides the lower directory
-        assert view.read('etc/network/interfaces') is None and 'network' not in view.listdir('etc')
-    edits, reasons = survey(view, nics([STATIC]))
-    assert [e[0] for e in edits] == ['/etc/init.d/rcS'] and reasons == {}
-    view.write('etc/init.d/rcS', edits[0][2])
-    assert (tmp_path / 'upper' / 'etc' / 'init.d' / 'rcS').read_text() == edits[0][2]
-    assert (tmp_path / 'lower' / 'etc' / 'init.d' / 'rcS').read_text() == fixture('busybox-rcS')
-    assert oct(os.stat(str(tmp_path / 'upper' / 'etc' / 'init.d')).st_mode & 0o7777) == '0o751'
-    assert survey(view, nics([STATIC])) == ([], {})
-
-
-# ---------------------------------------------------------------- the view never leaves the rootfs
-
-def test_view_does_not_follow_symlinks(tmp_path):
-    outside = tmp_path / 'outside'
+def test_survey_follows_source_lines_and_symlinks_inside_the_rootfs(tmp_path):
+    view = tree(tmp_path, {'etc/network/interfaces': 'auto lo\niface lo inet loopback\n'
+                                                     'source /etc/network/ifaces/*\nsource-directory more.d\n',
+                           'etc/network/ifaces/eth0': 'auto eth0\niface eth0 inet dhcp\n',
+                           'etc/network/ifaces/.skip': 'iface eth0 inet dhcp\n',
+                           'etc/network/more.d/eth1': 'iface eth1 inet dhcp\n',
+                           'etc/network/more.d/eth1.bak': 'iface eth1 inet dhcp\n',  # not a run-parts name
+                           'srv/net/eth2': 'iface eth2 inet dhcp\n',
+                           'etc/network/interfaces.d/lo': 'iface lo inet loopback\n'})
+    # a stanza in interfaces.d that is a symlink: its target (inside the rootfs) is edited
+    os.symlink('/srv/net/eth2', str(tmp_path / 'etc' / 'network' / 'interfaces.d' / 'eth2'))
+    # a link out of the rootfs stops at its root, as in the guest: the host's file is not read
+    outside = tmp_path.parent / (tmp_path.name + '-outside')
     outside.write_text('iface eth0 inet dhcp\n')
-    root = tmp_path / 'root'
-    (root / 'etc' / 'network').mkdir(parents=True)
-    (root / 'etc' / 'network' / 'interfaces').symlink_to(str(outside))
-    os.symlink(str(tmp_path), str(root / 'up'))
-    view = RootfsView(str(root))
-    assert view.read('etc/network/interfaces') is None and view.read('up/outside') is None
-    with pytest.raises(OSError):
-        view.write('etc/network/interfaces', 'x')
-    with pytest.raises(OSError):
-        view.write('up/outside', 'x')
-    with pytest.raises(ValueError):
-        view.read('../outside')
-    assert outside.read_text() == 'iface eth0 inet dhcp\n'
-    assert survey(view, nics([STATIC]))[0] == []
+    os.symlink('../../../../' + outside.name, str(tmp_path / 'etc' / 'network' / 'interfaces.d' / 'gone'))
+    edits, reasons = survey(view, nics([STATIC, dict(STATIC, ipv4=['10.0.3.62/24']),
+                                        dict(STATIC, ipv4=['10.0.3.63/24'])]))
+    assert sorted(e[0] for e in edits) == ['/etc/network/ifaces/eth0', '/etc/network/more.d/eth1', '/srv/net/eth2']
+    assert reasons == {} and outside.read_text() == 'iface eth0 inet dhcp\n'
+    assert all('iface' in e[2] and 'manual' in e[2] for e in edits)
+    assert os.path.islink(str(tmp_path / 'etc' / 'network' / 'interfaces.d' / 'eth2'))
 
 
-def test_view_write_keeps_owner_and_mode(tmp_path):
-    view = tree(tmp_path, {'etc/init.d/rcS': fixture('busybox-rcS')})
-    path = tmp_path / 'etc' / 'init.d' / 'rcS'
-    os.chmod(str(path), 0o744)
-    if os.geteuid() == 0:
-        os.chown(str(path), 100000, 100000)  # an unprivileged container's mapped root
-    before = os.stat(str(path))
-    view.write('etc/init.d/rcS', 'new\n')
-    after = os.stat(str(path))
-    assert path.read_text() == 'new\n'
-    assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
-    assert sorted(os.listdir(str(path.parent))) == ['rcS']  # no temporary file left
+def test_ifupdown_files_it_cannot_edit_give_a_reason(tmp_path):
+    view = tree(tmp_path, {'etc/network/interfaces': 'source /etc/network/*/eth0\nsource big\nsource loop\n',
+                           'etc/network/big': '# ' + 'x' * lxcrootfs.MAX_TEXT + '\niface eth0 inet dhcp\n'})
+    os.symlink('loop', str(tmp_path / 'etc' / 'network' / 'loop'))
+    os.mkfifo(str(tmp_path / 'etc' / 'network' / 'interfaces.d'.replace('interfaces.d', 'fifo')))
+    (tmp_path / 'etc' / 'network' / 'interfaces.d').mkdir()
+    os.symlink('../fifo', str(tmp_path / 'etc' / 'network' / 'interfaces.d' / 'eth0'))
+    texts, skipped = guestnet.ifupdown_files(view)
+    assert [p for p, _t in texts] == ['etc/network/interfaces']
+    assert sorted(skipped) == ['/etc/network/*/eth0 (a wildcard in a directory name)',
+                               '/etc/network/big (larger than %d bytes)' % lxcrootfs.MAX_TEXT,
+                               '/etc/network/fifo (not a regular file this module can read)',
+                               'a file through a symlink loop']
+    edits, reasons = survey(view, nics([STATIC, DHCP]))
+    assert edits == [] and list(reasons) == ['eth0']
+    assert reasons['eth0'].startswith('ifupdown reads /etc/network/')
+    assert reasons['eth0'].endswith(', which this module does not edit')
+    assert all(why in reasons['eth0'] for why in skipped)
+    assert survey(view, nics([DHCP])) == ([], {})
+
+
+def test_files_over_the_limit_are_not_edited_never_truncated(tmp_path):
+    big = '#' * lxcrootfs.MAX_TEXT + '\n/bin/udhcpc\n'
+    view = tree(tmp_path, {'bin/busybox': '', 'etc/init.d/rcS': big})
+    with pytest.raises(lxcrootfs.TooLarge):
+        view.read('etc/init.d/rcS')
+    edits, reasons = survey(view, nics([STATIC]))
+    assert edits == [] and 'is larger than 1048576 bytes, so this module does not edit it' in reasons['eth0']
+    assert (tmp_path / 'etc' / 'init.d' / 'rcS').read_text() == big
+    exact = tree(tmp_path / 'exact', {'bin/busybox': '', 'etc/init.d/rcS': '#' * (lxcrootfs.MAX_TEXT - 12) + '\n/bin/udhcpc'})
+    assert [e[0] for e in survey(exact, nics([STATIC]))[0]] == ['/etc/init.d/rcS']
 
 
 # ---------------------------------------------------------------- the one warning

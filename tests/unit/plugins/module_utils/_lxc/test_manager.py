@@ -362,6 +362,82 @@ def test_static_address_edits_are_planned_applied_and_undone(env):
     assert not m.run(dhcp)['changed'] and not m.run(dhcp, check_mode=True)['changed']
 
 
+def test_a_rootfs_edit_of_a_running_container_stays_pending_until_a_restart(env):
+    fake, m = env
+    m.run(params(state='started', networks=STATIC_157))
+    path = os.path.join(m.container_dir('vk-a'), 'rootfs', 'etc', 'init.d', 'rcS')
+    with open(path, 'w') as handle:  # the guest's rcS got its udhcpc line back
+        handle.write(fake_rcs())
+    first = m.run(params(state='started', networks=STATIC_157))
+    assert first['changed'] and first['pending_restart_fields'] == ['rootfs /etc/init.d/rcS']
+    for check_mode in (False, True):
+        again = m.run(params(state='started', networks=STATIC_157), check_mode=check_mode)
+        assert not again['changed'] and 'rootfs /etc/init.d/rcS' in again['pending_restart_fields']
+    fixed = m.run(params(state='started', networks=STATIC_157, restart_policy='if_needed'))
+    assert [a['action'] for a in fixed['actions']] == ['restart'] and not fixed['pending_restart']
+    assert not m.run(params(state='started', networks=STATIC_157))['pending_restart']
+    # an edit that brings the file back to the text the guest booted with is none to restart for
+    with open(path, 'w') as handle:
+        handle.write(fake_rcs())
+    assert m.run(params(state='started', networks=STATIC_157))['pending_restart_fields'] == ['rootfs /etc/init.d/rcS']
+    back = m.run(params(state='started', networks=[{'link': 'lxcbr0'}]))
+    assert back['changed'] and 'rootfs /etc/init.d/rcS' not in back['pending_restart_fields']
+
+
+def test_a_running_overlay_rootfs_is_edited_only_while_stopped(env):
+    fake, m = env
+    dhcp = [{'link': 'lxcbr0'}]
+    m.run(params(networks=dhcp))
+    cdir = m.container_dir('vk-a')
+    lower, upper = os.path.join(cdir, 'rootfs'), os.path.join(cdir, 'delta')
+    os.mkdir(upper)
+    config = os.path.join(cdir, 'config')
+    with open(config) as handle:
+        text = handle.read()
+    with open(config, 'w') as handle:  # as a snapshot clone's (lxc-copy -s)
+        handle.write(text.replace('lxc.rootfs.path = dir:' + lower, 'lxc.rootfs.path = overlay:%s:%s' % (lower, upper)))
+    m.run(params(state='started', networks=dhcp))
+    # running: the mounted overlay is not edited, the edit waits for a restart (and says so)
+    for check_mode in (True, False):
+        result = m.run(params(state='started', networks=STATIC_157), check_mode=check_mode)
+        assert 'edit_rootfs' not in [a['action'] for a in result['actions']]
+        assert 'rootfs /etc/init.d/rcS' in result['pending_restart_fields']
+        assert len(result['warnings']) == 1 and 'its rootfs is an overlay, not edited while the container runs: ' \
+            '/etc/init.d/rcS is edited when this module next stops or restarts it' in result['warnings'][0]
+    assert os.listdir(upper) == [] and rootfs_file(m, 'vk-a', 'etc/init.d/rcS') == fake_rcs()
+    again = m.run(params(state='started', networks=STATIC_157))
+    assert not again['changed'] and 'rootfs /etc/init.d/rcS' in again['pending_restart_fields']
+    # a restart edits it between the stop and the start, in the upper directory
+    fixed = m.run(params(state='started', networks=STATIC_157, restart_policy='if_needed'))
+    assert [a['action'] for a in fixed['actions']] == ['restart'] and 'warnings' not in fixed
+    with open(os.path.join(upper, 'etc', 'init.d', 'rcS')) as handle:
+        assert '\n/bin/udhcpc' not in handle.read()
+    assert rootfs_file(m, 'vk-a', 'etc/init.d/rcS') == fake_rcs()
+    assert not m.run(params(state='started', networks=STATIC_157))['changed']
+    # a stop: edited after it
+    stopped = m.run(params(state='stopped', networks=dhcp))
+    assert [a['action'] for a in stopped['actions']] == ['write_config', 'stop', 'edit_rootfs']
+    with open(os.path.join(upper, 'etc', 'init.d', 'rcS')) as handle:
+        assert handle.read() == fake_rcs()
+
+
+def test_a_rootfs_file_that_grew_over_the_limit_is_a_one_line_error(env, monkeypatch):
+    fake, m = env
+    m.run(params(networks=[{'link': 'lxcbr0'}]))
+    path = os.path.join(m.container_dir('vk-a'), 'rootfs', 'etc', 'init.d', 'rcS')
+    planned = m.guest_network
+
+    def grows(spec, config_text):  # the rcS grows between the survey and the edit
+        found = planned(spec, config_text)
+        with open(path, 'a') as handle:
+            handle.write('#' * (1024 * 1024))
+        return found
+    monkeypatch.setattr(m, 'guest_network', grows)
+    with pytest.raises(VirtkitError) as err:
+        m.run(params(networks=STATIC_157))
+    assert str(err.value) == 'vk-a: /etc/init.d/rcS in the rootfs changed since this run read it; run again'
+
+
 def fake_rcs():
     from ansible_collections.virtkit.guests.tests.unit.plugins.module_utils._lxc.fake_lxc import BUSYBOX_RCS
     return BUSYBOX_RCS

@@ -307,25 +307,6 @@ def test_other_start_failures_keep_lxcs_causes():
 
 # ---------------------------------------------------------------- targets checked in the rootfs before a start
 
-def test_rootfs_path_kind_resolves_symlinks_inside_the_root(tmp_path):
-    from ansible_collections.virtkit.guests.plugins.module_utils._lxc.manager import rootfs_path_kind
-    root = tmp_path / 'rootfs'
-    (root / 'mnt' / 'data').mkdir(parents=True)
-    (root / 'etc').mkdir()
-    (root / 'etc' / 'hostname').write_text('x')
-    os.symlink('/mnt', str(root / 'media'))          # absolute: inside the root, not the host's /mnt
-    os.symlink('../etc/hostname', str(root / 'mnt' / 'name'))
-    os.symlink('loop', str(root / 'loop'))
-    rootfs = str(root)
-    assert rootfs_path_kind(rootfs, 'mnt/data') == 'dir'
-    assert rootfs_path_kind(rootfs, 'etc/hostname') == 'file'
-    assert rootfs_path_kind(rootfs, 'media/data') == 'dir'
-    assert rootfs_path_kind(rootfs, 'media/name') == 'file'
-    assert rootfs_path_kind(rootfs, 'mnt/share') is None
-    assert rootfs_path_kind(rootfs, 'media/share/x') is None
-    assert rootfs_path_kind(rootfs, 'etc/hostname/x') == 'unknown'
-    assert rootfs_path_kind(rootfs, 'loop/x') == 'unknown'
-
 
 def existing(tmp_path, state='STOPPED'):
     """vk-a in a fake lxc path, its rootfs a real directory with /mnt and /etc/hostname."""
@@ -371,6 +352,24 @@ def test_a_start_the_mounts_would_fail_is_refused_before_anything_changes(tmp_pa
     # state present does not start the container: the entry is written, nothing refused
     p['mounts'][1], p['state'] = mount, 'present'
     assert [a['action'] for a in m.run(p, check_mode=True)['actions']] == ['write_config']
+
+
+def test_a_running_container_is_not_refused_when_no_start_is_planned(tmp_path):
+    # its target may be visible only under a mount the check does not see (lxc.include, lxc.mount.fstab)
+    fake, m, cdir, config = existing(tmp_path, state='RUNNING')
+    mount = {'source': '/srv/vk-mnt-probe/dir', 'target': '/mnt/share', 'create': False}
+    p = {'name': 'vk-a', 'state': 'started', 'mounts': [mount]}
+    # a restart is a start: refused before anything changes
+    for extra in ({'state': 'restarted'}, {'restart_policy': 'if_needed'}):
+        for check in (True, False):
+            with pytest.raises(VirtkitError, match='mounts\\[0\\].target: /mnt/share does not exist'):
+                m.run(dict(p, **extra), check_mode=check)
+    assert (cdir / 'config').read_text() == config
+    for check in (True, False):
+        result = m.run(dict(p), check_mode=check)
+        assert [a['action'] for a in result['actions']] == ['write_config'] and result['pending_restart']
+    assert not m.run(dict(p))['changed']
+    assert fake.state['vk-a'] == 'RUNNING'
 
 
 def test_existing_targets_and_create_pass_the_check(tmp_path):
